@@ -1,0 +1,13 @@
+//! quiver-engine: everything a Quiver broker does with data, without sockets.
+//!
+//! - [`batch`]: Kafka RecordBatch v2 views, builder, CRC-32C and compression codecs.
+//! - [`log`]: the partition log: O_DIRECT segments, sparse indexes, recovery, retention,
+//!   compaction (a sans-IO core over a small storage trait, with a glommio implementation).
+//! - [`rt`]: the thin facade over glommio (executors, the platform work-arounds).
+//!
+//! Everything here runs on the shard (one glommio executor per core) that owns the data; no
+//! type on the data path is `Send`, and nothing takes a lock.
+
+pub mod batch;
+pub mod log;
+pub mod rt;

@@ -1,0 +1,1425 @@
+//! The partition log: segments of record batches on direct-IO files, with sparse indexes,
+//! crash recovery, retention and compaction.
+//!
+//! A [`PartitionLog`] is owned by the shard that owns its partition and is driven by one task
+//! at a time (`&mut self` for writes, `&self` for reads): it has no locks and is not `Send`.
+//! It is generic over a [`Storage`] so the same code runs on O_DIRECT files ([`DmaStorage`]) and
+//! in memory with crash simulation ([`MemStorage`]) in the deterministic tests.
+//!
+//! Invariants:
+//! - offsets increase strictly across batches and segments; `log_start <= next_offset`;
+//! - batches are stored exactly as appended except for base offset and leader epoch, which are
+//!   stamped in place (outside the CRC); the log never re-encodes on append;
+//! - every batch at or past the appender's written position is in the tail cache, so reads never
+//!   touch bytes that are not on the device yet;
+//! - after [`PartitionLog::sync`] returns, every batch appended before it survives a crash;
+//!   recovery keeps a prefix of the appended batches, each with a valid CRC, and nothing else.
+//!
+//! Durability is explicit: `append` only buffers (and writes full chunks); the owner applies the
+//! topic's [`FlushPolicy`] with [`PartitionLog::flush_if_due`] after a round of appends, so one
+//! `fdatasync` covers every append in that round (group commit).
+
+pub mod appender;
+pub mod compaction;
+pub mod dma;
+pub mod index;
+pub mod memory;
+pub mod retention;
+pub mod scan;
+pub mod segment;
+pub mod storage;
+
+use std::collections::{BTreeMap, VecDeque};
+use std::future::Future;
+use std::io;
+use std::pin::Pin;
+use std::task::Poll;
+
+use bytes::{Bytes, BytesMut};
+
+use crate::batch::{stamp, BatchBuilder, BatchError, RecordBatch};
+use appender::{Appender, AppenderConfig};
+use compaction::KeyMap;
+pub use dma::DmaStorage;
+use index::SegmentIndex;
+pub use memory::MemStorage;
+use retention::{RetentionLimits, SegmentSummary};
+use scan::{scan, BatchMeta, ScanStop};
+use segment::{load_segment, log_name, parse_log_name, relative_offset, Segment};
+pub use storage::{OpenMode, Storage, StorageFile};
+
+/// Name of the marker a clean close leaves; its absence at open means recovery must scan.
+pub const CLEAN_SHUTDOWN_FILE: &str = ".clean-shutdown";
+/// Name of the log start offset checkpoint.
+pub const LOG_START_FILE: &str = "log-start-offset";
+/// Largest segment size: positions in the index are u32.
+pub const SEGMENT_BYTES_MAX: u64 = u32::MAX as u64;
+
+/// When appended data is made durable (`flush` per topic).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FlushPolicy {
+    /// `fdatasync` after every round of appends, before acknowledging them.
+    Always,
+    /// Group commit: `fdatasync` once `ms` passed or `bytes` were appended since the last one.
+    Interval {
+        /// Longest time between syncs, in milliseconds.
+        ms: u64,
+        /// Most bytes appended between syncs.
+        bytes: u64,
+    },
+    /// Never sync explicitly (only at roll and close); writes still reach the device.
+    Never,
+}
+
+/// What the log deletes or compacts in the background (`cleanup.policy`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CleanupPolicy {
+    /// Delete whole segments by retention time and size.
+    Delete,
+    /// Keep the latest record per key.
+    Compact,
+    /// Both.
+    CompactDelete,
+}
+
+/// Configuration of one partition log. Sizes are bytes, times milliseconds.
+#[derive(Debug, Clone)]
+pub struct LogConfig {
+    /// Roll the active segment when it would grow past this (`segment.bytes`).
+    pub segment_bytes: u64,
+    /// Roll the active segment when it is this old (`segment.ms`).
+    pub segment_ms: Option<i64>,
+    /// One offset/time index entry per this many bytes of log.
+    pub index_interval_bytes: u32,
+    /// Largest batch accepted (`max.message.bytes`).
+    pub batch_bytes_max: usize,
+    /// Durability policy.
+    pub flush: FlushPolicy,
+    /// Retention by age of the newest record in a segment.
+    pub retention_ms: Option<i64>,
+    /// Retention by log size.
+    pub retention_bytes: Option<u64>,
+    /// Delete, compact or both.
+    pub cleanup_policy: CleanupPolicy,
+    /// How long compaction keeps tombstones.
+    pub delete_retention_ms: i64,
+    /// Size of one appender write.
+    pub write_chunk_bytes: usize,
+    /// Appender writes in flight at most.
+    pub writes_in_flight_max: usize,
+    /// Preallocation step of the active segment (0 = none).
+    pub preallocate_bytes: u64,
+    /// A cold read is split into concurrent reads of this size.
+    pub read_io_bytes: usize,
+    /// Recently appended batches kept in memory for tailing readers.
+    pub cache_bytes_max: usize,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig {
+            segment_bytes: 1 << 30,
+            segment_ms: Some(7 * 24 * 3600 * 1000),
+            index_interval_bytes: 4096,
+            batch_bytes_max: 8 << 20,
+            flush: FlushPolicy::Interval {
+                ms: 10,
+                bytes: 4 << 20,
+            },
+            retention_ms: Some(7 * 24 * 3600 * 1000),
+            retention_bytes: None,
+            cleanup_policy: CleanupPolicy::Delete,
+            delete_retention_ms: 24 * 3600 * 1000,
+            write_chunk_bytes: 1 << 20,
+            writes_in_flight_max: 8,
+            preallocate_bytes: 32 << 20,
+            read_io_bytes: 1 << 20,
+            cache_bytes_max: 8 << 20,
+        }
+    }
+}
+
+/// Errors of log operations. Input errors leave the log unchanged.
+#[derive(Debug, thiserror::Error)]
+pub enum LogError {
+    /// The appended bytes are not one valid RecordBatch v2 (the caller's input).
+    #[error("invalid record batch: {0}")]
+    InvalidBatch(#[from] BatchError),
+    /// The batch is larger than `batch_bytes_max` (the caller's input).
+    #[error("batch of {size} bytes exceeds the limit of {max} bytes")]
+    BatchTooLarge {
+        /// Its size.
+        size: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// The requested offset is outside `[log_start, next_offset]`.
+    #[error("offset {offset} is outside the log [{log_start}, {next_offset}]")]
+    OffsetOutOfRange {
+        /// The requested offset.
+        offset: i64,
+        /// First offset kept.
+        log_start: i64,
+        /// Next offset to be written.
+        next_offset: i64,
+    },
+    /// Stored bytes failed validation on read: a device or file-system fault.
+    #[error("corrupt batch in segment {segment} at position {position}")]
+    Corrupt {
+        /// Base offset of the segment.
+        segment: i64,
+        /// Byte position of the bad batch.
+        position: u64,
+    },
+    /// The configuration is unusable.
+    #[error("invalid log configuration: {0}")]
+    Config(&'static str),
+    /// The storage failed (out of space, IO error). After a failed write the log refuses
+    /// further appends until reopened.
+    #[error("storage error: {0}")]
+    Io(#[from] io::Error),
+}
+
+/// Where an append landed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AppendInfo {
+    /// Offset of the batch's first record.
+    pub base_offset: i64,
+    /// Offset of its last record.
+    pub last_offset: i64,
+    /// Its largest timestamp.
+    pub max_timestamp: i64,
+}
+
+/// The result of a read: whole batches in offset order.
+#[derive(Debug, Clone, Default)]
+pub struct LogRead {
+    /// One `Bytes` per batch, as stored.
+    pub batches: Vec<Bytes>,
+    /// The offset after the last batch returned (the next offset to read).
+    pub next_offset: i64,
+}
+
+impl LogRead {
+    /// Total bytes returned.
+    pub fn bytes(&self) -> usize {
+        self.batches.iter().map(Bytes::len).sum()
+    }
+}
+
+/// What the retention pass did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct RetentionOutcome {
+    /// Segments deleted.
+    pub segments_deleted: usize,
+    /// Bytes deleted.
+    pub bytes_deleted: u64,
+}
+
+/// What a compaction pass did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct CompactionOutcome {
+    /// Segments rewritten.
+    pub segments_rewritten: usize,
+    /// Records removed.
+    pub records_removed: u64,
+    /// Bytes before and after, over the rewritten segments.
+    pub bytes_before: u64,
+    /// Bytes after.
+    pub bytes_after: u64,
+}
+
+/// What opening the log found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct RecoveryReport {
+    /// Whether the previous close was clean.
+    pub clean: bool,
+    /// Bytes cut off the end of segments because they were not valid batches.
+    pub truncated_bytes: u64,
+    /// Segments deleted because they followed a corrupt one.
+    pub segments_dropped: usize,
+}
+
+struct Cached {
+    segment: i64,
+    position: u64,
+    base_offset: i64,
+    last_offset: i64,
+    bytes: Bytes,
+}
+
+/// One partition's log. See the module doc.
+pub struct PartitionLog<S: Storage> {
+    storage: S,
+    config: LogConfig,
+    sealed: BTreeMap<i64, Segment<S::File>>,
+    active: Segment<S::File>,
+    appender: Appender<S::File>,
+    log_start: i64,
+    next_offset: i64,
+    durable_offset: i64,
+    leader_epoch: i32,
+    cache: VecDeque<Cached>,
+    cache_bytes: usize,
+    last_sync_ms: i64,
+    unsynced_bytes: u64,
+    recovery: RecoveryReport,
+}
+
+impl<S: Storage> PartitionLog<S> {
+    /// Opens (or creates) the log in `storage`, recovering from an unclean shutdown: see
+    /// [`RecoveryReport`] for what was found.
+    pub async fn open(storage: S, config: LogConfig, now_ms: i64) -> Result<Self, LogError> {
+        validate(&config)?;
+        let clean = storage.read_meta(CLEAN_SHUTDOWN_FILE).await?.is_some();
+        let mut bases = Vec::new();
+        for name in storage.list().await? {
+            if let Some(base) = parse_log_name(&name) {
+                bases.push(base);
+            } else if name.ends_with(".tmp") || name.ends_with(".cleaned") {
+                // Leftovers of an interrupted metadata write or compaction: never trusted.
+                storage.remove(&name).await?;
+            }
+        }
+        bases.sort_unstable();
+        let mut recovery = RecoveryReport {
+            clean,
+            ..Default::default()
+        };
+        let interval = config.index_interval_bytes;
+        let mut sealed = BTreeMap::new();
+        let mut loaded: Option<Segment<S::File>> = None;
+        let mut i = 0;
+        while i < bases.len() {
+            let base = bases[i];
+            let last = i + 1 == bases.len();
+            // Sealed segments were synced with their index at roll and are trusted with it.
+            // After a clean close the last one is too; after a crash it is scanned whole:
+            // its index (if any, from an earlier clean close) would vouch for a prefix that a
+            // torn or corrupted tail may reach into, and a scan costs one sequential read.
+            let l = load_segment(
+                &storage,
+                base,
+                clean || !last,
+                interval,
+                config.batch_bytes_max,
+                now_ms,
+            )
+            .await?;
+            recovery.truncated_bytes += l.truncated_bytes;
+            let mut segment = l.segment;
+            let stray = loaded
+                .as_ref()
+                .is_some_and(|prev| last && segment.is_empty() && segment.base != prev.next_offset);
+            if stray {
+                // An empty last segment that does not continue the log holds nothing and would
+                // open a hole at the log end (a stray or hand-made file): drop it.
+                storage.remove(&log_name(base)).await?;
+                segment::remove_index(&storage, base).await?;
+                storage.sync_dir().await?;
+                recovery.segments_dropped += 1;
+                break;
+            }
+            if let Some(prev) = loaded.take() {
+                if segment.base < prev.next_offset {
+                    // Overlapping offsets cannot come from this code; refuse rather than guess.
+                    return Err(LogError::Io(io::Error::new(
+                        io::ErrorKind::InvalidData,
+                        format!(
+                            "segment {} overlaps the previous one ending at {}",
+                            segment.base, prev.next_offset
+                        ),
+                    )));
+                }
+                sealed.insert(prev.base, prev);
+            }
+            if l.truncated_bytes > 0 && !last {
+                // Corruption inside a sealed segment ends the log there (as Kafka does): later
+                // segments would leave a hole.
+                for &later in &bases[i + 1..] {
+                    storage.remove(&log_name(later)).await?;
+                    segment::remove_index(&storage, later).await?;
+                    recovery.segments_dropped += 1;
+                }
+                segment::remove_index(&storage, base).await?;
+                storage.sync_dir().await?;
+                segment.created_ms = now_ms;
+                loaded = Some(segment);
+                break;
+            }
+            loaded = Some(segment);
+            i += 1;
+        }
+        let stored_start = match storage.read_meta(LOG_START_FILE).await? {
+            Some(b) if b.len() == 8 => i64::from_be_bytes(b[..8].try_into().unwrap_or([0; 8])),
+            _ => 0,
+        };
+        let active = match loaded {
+            Some(segment) => segment,
+            None => {
+                let base = stored_start.max(0);
+                let file = storage
+                    .open_file(&log_name(base), OpenMode::CreateNew)
+                    .await?;
+                storage.sync_dir().await?;
+                Segment {
+                    base,
+                    file,
+                    size: 0,
+                    next_offset: base,
+                    index: SegmentIndex::new(interval),
+                    created_ms: now_ms,
+                }
+            }
+        };
+        let next_offset = active.next_offset;
+        let first_base = sealed.keys().next().copied().unwrap_or(active.base);
+        let log_start = stored_start.max(first_base).min(next_offset);
+        if log_start < stored_start {
+            // Recovery cut the log below its recorded start: the start follows the end down.
+            storage
+                .write_meta(LOG_START_FILE, &log_start.to_be_bytes())
+                .await?;
+        }
+        let allocated = active.file.size().await?;
+        let appender = Appender::open(
+            active.file.clone(),
+            active.size,
+            allocated,
+            appender_config(&config),
+        )
+        .await?;
+        if clean {
+            storage.remove(CLEAN_SHUTDOWN_FILE).await?;
+            storage.sync_dir().await?;
+        }
+        Ok(PartitionLog {
+            storage,
+            config,
+            sealed,
+            active,
+            appender,
+            log_start,
+            next_offset,
+            durable_offset: next_offset,
+            leader_epoch: -1,
+            cache: VecDeque::new(),
+            cache_bytes: 0,
+            last_sync_ms: now_ms,
+            unsynced_bytes: 0,
+            recovery,
+        })
+    }
+
+    /// What opening found.
+    pub fn recovery(&self) -> RecoveryReport {
+        self.recovery
+    }
+
+    /// The configuration in force.
+    pub fn config(&self) -> &LogConfig {
+        &self.config
+    }
+
+    /// Replaces the configuration (e.g. a topic's config was altered). Segment and index
+    /// geometry changes apply from the next segment on.
+    pub fn set_config(&mut self, config: LogConfig) -> Result<(), LogError> {
+        validate(&config)?;
+        self.config = config;
+        Ok(())
+    }
+
+    /// First offset kept.
+    pub fn log_start_offset(&self) -> i64 {
+        self.log_start
+    }
+
+    /// Offset the next appended record gets (the log end offset).
+    pub fn next_offset(&self) -> i64 {
+        self.next_offset
+    }
+
+    /// Every offset below this survives a crash.
+    pub fn durable_offset(&self) -> i64 {
+        self.durable_offset
+    }
+
+    /// Sets the leader epoch stamped into appended batches.
+    pub fn set_leader_epoch(&mut self, epoch: i32) {
+        self.leader_epoch = epoch;
+    }
+
+    /// Bytes stored over all segments.
+    pub fn size_bytes(&self) -> u64 {
+        self.sealed.values().map(|s| s.size).sum::<u64>() + self.active.size
+    }
+
+    /// Number of segments, the active one included.
+    pub fn segment_count(&self) -> usize {
+        self.sealed.len() + 1
+    }
+
+    /// Base offsets of all segments, oldest first.
+    pub fn segment_bases(&self) -> Vec<i64> {
+        self.sealed
+            .keys()
+            .copied()
+            .chain(std::iter::once(self.active.base))
+            .collect()
+    }
+
+    /// Appends one RecordBatch v2. Validates it (length, magic, CRC, limits), stamps its base
+    /// offset and the leader epoch in place, and buffers it for writing; it is durable once a
+    /// sync covers it (see [`FlushPolicy`]). On error nothing was appended.
+    pub async fn append(
+        &mut self,
+        mut batch: BytesMut,
+        now_ms: i64,
+    ) -> Result<AppendInfo, LogError> {
+        if batch.len() > self.config.batch_bytes_max {
+            return Err(LogError::BatchTooLarge {
+                size: batch.len(),
+                max: self.config.batch_bytes_max,
+            });
+        }
+        let (last_delta, max_timestamp) = {
+            let view = RecordBatch::parse(&batch)?;
+            if view.records_count() < 1
+                || i64::from(view.records_count()) > view.last_offset() - view.base_offset() + 1
+            {
+                return Err(LogError::InvalidBatch(BatchError::BadLength(
+                    view.records_count(),
+                )));
+            }
+            (
+                view.last_offset() - view.base_offset(),
+                view.max_timestamp(),
+            )
+        };
+        let len = batch.len() as u64;
+        let relative_end = self.next_offset + last_delta - self.active.base;
+        let too_old = self
+            .config
+            .segment_ms
+            .is_some_and(|ms| now_ms - self.active.created_ms >= ms);
+        if !self.active.is_empty()
+            && (self.active.size + len > self.config.segment_bytes
+                || too_old
+                || relative_end > i64::from(u32::MAX))
+        {
+            self.roll(now_ms).await?;
+        }
+        let base_offset = self.next_offset;
+        stamp(&mut batch, base_offset, self.leader_epoch);
+        let position = self.appender.append(&batch).await?;
+        let meta = BatchMeta {
+            position,
+            len: len as u32,
+            base_offset,
+            last_offset: base_offset + last_delta,
+            max_timestamp,
+        };
+        self.active.on_batch(&meta);
+        self.next_offset = meta.last_offset + 1;
+        self.unsynced_bytes += len;
+        self.cache_bytes += batch.len();
+        self.cache.push_back(Cached {
+            segment: self.active.base,
+            position,
+            base_offset,
+            last_offset: meta.last_offset,
+            bytes: batch.freeze(),
+        });
+        self.evict_cache();
+        Ok(AppendInfo {
+            base_offset,
+            last_offset: meta.last_offset,
+            max_timestamp,
+        })
+    }
+
+    fn evict_cache(&mut self) {
+        let written = self.appender.written();
+        while self.cache_bytes > self.config.cache_bytes_max {
+            let Some(front) = self.cache.front() else {
+                break;
+            };
+            let on_disk = front.segment != self.active.base
+                || front.position + front.bytes.len() as u64 <= written;
+            if !on_disk {
+                break;
+            }
+            self.cache_bytes -= front.bytes.len();
+            self.cache.pop_front();
+        }
+    }
+
+    /// Makes every appended batch durable now.
+    pub async fn sync(&mut self, now_ms: i64) -> Result<(), LogError> {
+        let target = self.next_offset;
+        self.appender.sync().await?;
+        self.durable_offset = target;
+        self.last_sync_ms = now_ms;
+        self.unsynced_bytes = 0;
+        self.evict_cache();
+        Ok(())
+    }
+
+    /// Writes every appended batch to the device without waiting for durability.
+    pub async fn flush(&mut self) -> Result<(), LogError> {
+        self.appender.flush().await?;
+        self.evict_cache();
+        Ok(())
+    }
+
+    /// Applies the flush policy: syncs if it is due. Returns whether it synced.
+    pub async fn flush_if_due(&mut self, now_ms: i64) -> Result<bool, LogError> {
+        if self.durable_offset == self.next_offset {
+            return Ok(false);
+        }
+        let due = match self.config.flush {
+            FlushPolicy::Always => true,
+            FlushPolicy::Interval { ms, bytes } => {
+                self.unsynced_bytes >= bytes || now_ms - self.last_sync_ms >= ms as i64
+            }
+            FlushPolicy::Never => false,
+        };
+        if due {
+            self.sync(now_ms).await?;
+        }
+        Ok(due)
+    }
+
+    /// When the flush policy will next want a sync (ms), if anything is waiting for one.
+    pub fn next_flush_deadline_ms(&self) -> Option<i64> {
+        if self.durable_offset == self.next_offset {
+            return None;
+        }
+        match self.config.flush {
+            FlushPolicy::Always => Some(self.last_sync_ms),
+            FlushPolicy::Interval { ms, .. } => Some(self.last_sync_ms + ms as i64),
+            FlushPolicy::Never => None,
+        }
+    }
+
+    /// Seals the active segment (synced, cut to size, indexes written) and starts a new one.
+    pub async fn roll(&mut self, now_ms: i64) -> Result<(), LogError> {
+        if self.active.is_empty() {
+            return Ok(());
+        }
+        self.appender.seal().await?;
+        self.durable_offset = self.next_offset;
+        self.unsynced_bytes = 0;
+        segment::write_index(&self.storage, &self.active).await?;
+        let base = self.next_offset;
+        let file = self
+            .storage
+            .open_file(&log_name(base), OpenMode::CreateNew)
+            .await?;
+        self.storage.sync_dir().await?;
+        let appender = Appender::open(file.clone(), 0, 0, appender_config(&self.config)).await?;
+        let fresh = Segment {
+            base,
+            file,
+            size: 0,
+            next_offset: base,
+            index: SegmentIndex::new(self.config.index_interval_bytes),
+            created_ms: now_ms,
+        };
+        let old = std::mem::replace(&mut self.active, fresh);
+        self.appender = appender;
+        self.sealed.insert(old.base, old);
+        self.evict_cache();
+        Ok(())
+    }
+
+    /// Reads whole batches starting with the one holding `from`, up to about `max_bytes` (at
+    /// least one batch when any is there). Recent batches come from memory; older ones from
+    /// disk, with concurrent reads of `read_io_bytes` and a CRC check of every batch.
+    pub async fn read(&self, from: i64, max_bytes: usize) -> Result<LogRead, LogError> {
+        if from < self.log_start || from > self.next_offset {
+            return Err(self.out_of_range(from));
+        }
+        if from == self.next_offset {
+            return Ok(LogRead {
+                batches: Vec::new(),
+                next_offset: from,
+            });
+        }
+        if let Some(front) = self.cache.front() {
+            if front.base_offset <= from {
+                return Ok(self.read_cache(from, max_bytes));
+            }
+        }
+        let segment = self.segment_for(from);
+        let readable_end = if segment.base == self.active.base {
+            // Batches past the written position are in the cache; this read stops before them.
+            self.cache
+                .iter()
+                .find(|c| c.segment == segment.base)
+                .map_or(segment.size, |c| c.position)
+        } else {
+            segment.size
+        };
+        self.read_segment(segment, from, max_bytes, readable_end)
+            .await
+    }
+
+    fn out_of_range(&self, offset: i64) -> LogError {
+        LogError::OffsetOutOfRange {
+            offset,
+            log_start: self.log_start,
+            next_offset: self.next_offset,
+        }
+    }
+
+    fn segment_for(&self, offset: i64) -> &Segment<S::File> {
+        if offset >= self.active.base {
+            return &self.active;
+        }
+        match self.sealed.range(..=offset).next_back() {
+            Some((_, s)) => s,
+            // Below every segment base but at or past log start: the first segment holds it.
+            None => self.sealed.values().next().unwrap_or(&self.active),
+        }
+    }
+
+    fn read_cache(&self, from: i64, max_bytes: usize) -> LogRead {
+        let mut out = LogRead {
+            batches: Vec::new(),
+            next_offset: from,
+        };
+        let mut total = 0;
+        for c in self.cache.iter().skip_while(|c| c.last_offset < from) {
+            if !out.batches.is_empty() && total + c.bytes.len() > max_bytes {
+                break;
+            }
+            total += c.bytes.len();
+            out.batches.push(c.bytes.clone());
+            out.next_offset = c.last_offset + 1;
+        }
+        out
+    }
+
+    async fn read_segment(
+        &self,
+        segment: &Segment<S::File>,
+        from: i64,
+        max_bytes: usize,
+        readable_end: u64,
+    ) -> Result<LogRead, LogError> {
+        let entry = segment
+            .index
+            .lookup(relative_offset(segment.base, from.max(segment.base)));
+        let mut position = u64::from(entry.position);
+        // The batch at an index entry starts exactly at its relative offset, and offsets are
+        // contiguous inside a segment: a batch that does not continue them is corrupt (this
+        // catches flipped bits in the base offset, which the CRC does not cover).
+        let mut expected = segment.base + i64::from(entry.relative_offset);
+        let slack = u64::from(self.config.index_interval_bytes) * 2;
+        let mut out = LogRead {
+            batches: Vec::new(),
+            next_offset: from,
+        };
+        // Bad bytes end the read: what came before them is served, the bad batch never is.
+        let stop = |out: LogRead, at: u64| {
+            if out.batches.is_empty() {
+                Err(LogError::Corrupt {
+                    segment: segment.base,
+                    position: at,
+                })
+            } else {
+                Ok(out)
+            }
+        };
+        loop {
+            if position >= readable_end {
+                return Ok(out);
+            }
+            // At least a page, so a batch header is always whole in the first read.
+            let window = (max_bytes as u64)
+                .saturating_add(slack)
+                .max(storage::PAGE_BYTES as u64);
+            let want = (readable_end - position).min(window) as usize;
+            let buf = self.read_range(segment, position, want).await?;
+            let mut at = 0usize;
+            while at < buf.len() {
+                let batch_position = position + at as u64;
+                let rest = &buf[at..];
+                if rest.len() < crate::batch::BATCH_LOG_OVERHEAD {
+                    break;
+                }
+                let len = match crate::batch::peek_batch_len(rest) {
+                    Some(len) if batch_position + len as u64 <= readable_end => len,
+                    _ => return stop(out, batch_position),
+                };
+                let bytes = if len <= rest.len() {
+                    buf.slice(at..at + len)
+                } else if out.batches.is_empty() {
+                    // The first wanted batch is longer than this read: read exactly it.
+                    self.read_range(segment, batch_position, len).await?
+                } else {
+                    break;
+                };
+                let last = match RecordBatch::parse(&bytes) {
+                    Ok(b) if b.base_offset() == expected => b.last_offset(),
+                    _ => return stop(out, batch_position),
+                };
+                expected = last + 1;
+                at += len;
+                if last < from {
+                    continue;
+                }
+                if !out.batches.is_empty() && out.bytes() + len > max_bytes {
+                    return Ok(out);
+                }
+                out.batches.push(bytes);
+                out.next_offset = last + 1;
+            }
+            if !out.batches.is_empty() {
+                return Ok(out);
+            }
+            if at == 0 {
+                return stop(out, position);
+            }
+            // Everything read preceded `from` (index slack was not enough): go on after it.
+            position += at as u64;
+        }
+    }
+
+    /// Reads `len` bytes at `position` of `segment` with concurrent reads of `read_io_bytes`.
+    async fn read_range(
+        &self,
+        segment: &Segment<S::File>,
+        position: u64,
+        len: usize,
+    ) -> Result<Bytes, LogError> {
+        let mut buf = vec![0u8; len];
+        let piece = self.config.read_io_bytes.max(4096);
+        let file = &segment.file;
+        let mut reads: Vec<Pin<Box<dyn Future<Output = io::Result<usize>> + '_>>> = Vec::new();
+        let mut expected = Vec::new();
+        for (i, dst) in buf.chunks_mut(piece).enumerate() {
+            expected.push(dst.len());
+            let at = position + (i * piece) as u64;
+            reads.push(Box::pin(file.read_into(at, dst)));
+        }
+        let got = join_all(reads).await?;
+        if got.iter().zip(&expected).any(|(g, e)| g != e) {
+            return Err(LogError::Corrupt {
+                segment: segment.base,
+                position,
+            });
+        }
+        Ok(Bytes::from(buf))
+    }
+
+    /// The offset and timestamp of the first record with a timestamp at or after `timestamp`,
+    /// or `None` if every record is older.
+    pub async fn offset_for_timestamp(
+        &mut self,
+        timestamp: i64,
+    ) -> Result<Option<(i64, i64)>, LogError> {
+        self.flush().await?;
+        let candidates: Vec<i64> = self.segment_bases();
+        for base in candidates {
+            let segment = if base == self.active.base {
+                &self.active
+            } else {
+                &self.sealed[&base]
+            };
+            if segment.max_timestamp() < timestamp {
+                continue;
+            }
+            let relative = segment.index.lookup_time(timestamp);
+            let mut position = u64::from(segment.index.lookup(relative).position);
+            while position < segment.size {
+                let want =
+                    (segment.size - position).min(segment::SCAN_WINDOW_BYTES as u64) as usize;
+                let buf = self.read_range(segment, position, want).await?;
+                let (batches, stop) =
+                    scan(&buf, position, None, self.config.batch_bytes_max.max(want));
+                for meta in &batches {
+                    if meta.max_timestamp < timestamp {
+                        continue;
+                    }
+                    let at = (meta.position - position) as usize;
+                    let batch =
+                        RecordBatch::parse(&buf[at..at + meta.len as usize]).map_err(|_| {
+                            LogError::Corrupt {
+                                segment: base,
+                                position: meta.position,
+                            }
+                        })?;
+                    let records = batch.records().map_err(|_| LogError::Corrupt {
+                        segment: base,
+                        position: meta.position,
+                    })?;
+                    if let Some(r) = records
+                        .iter()
+                        .find(|r| r.timestamp >= timestamp && r.offset >= self.log_start)
+                    {
+                        return Ok(Some((r.offset, r.timestamp)));
+                    }
+                }
+                match (batches.last(), stop) {
+                    (Some(last), _) => position = last.position + u64::from(last.len),
+                    (None, ScanStop::Incomplete { len, .. }) if len > 0 => {
+                        let whole = self.read_range(segment, position, len).await?;
+                        let (b, _) = scan(&whole, position, None, len);
+                        let Some(meta) = b.first() else {
+                            return Err(LogError::Corrupt {
+                                segment: base,
+                                position,
+                            });
+                        };
+                        let batch = RecordBatch::parse(&whole).map_err(|_| LogError::Corrupt {
+                            segment: base,
+                            position,
+                        })?;
+                        if meta.max_timestamp >= timestamp {
+                            let records = batch.records().map_err(|_| LogError::Corrupt {
+                                segment: base,
+                                position,
+                            })?;
+                            if let Some(r) = records.iter().find(|r| r.timestamp >= timestamp) {
+                                return Ok(Some((r.offset, r.timestamp)));
+                            }
+                        }
+                        position += len as u64;
+                    }
+                    _ => {
+                        return Err(LogError::Corrupt {
+                            segment: base,
+                            position,
+                        })
+                    }
+                }
+            }
+        }
+        Ok(None)
+    }
+
+    /// Removes every batch whose last offset is at or past `offset`, so the log ends at the
+    /// base of the first removed batch (or stays as it is if there is none). Made durable
+    /// before returning. `offset` must not be below the log start.
+    pub async fn truncate_to(&mut self, offset: i64, now_ms: i64) -> Result<(), LogError> {
+        if offset < self.log_start {
+            return Err(self.out_of_range(offset));
+        }
+        if offset >= self.next_offset {
+            return Ok(());
+        }
+        self.appender.sync().await?;
+        // The first segment holding a batch that ends at or past `offset`.
+        let base = self
+            .segment_bases()
+            .into_iter()
+            .find(|&b| {
+                let s = if b == self.active.base {
+                    &self.active
+                } else {
+                    &self.sealed[&b]
+                };
+                s.next_offset > offset
+            })
+            .unwrap_or(self.active.base);
+        let (cut_position, cut_offset) = {
+            let segment = if base == self.active.base {
+                &self.active
+            } else {
+                &self.sealed[&base]
+            };
+            self.find_batch(segment, offset).await?
+        };
+        // Drop every later segment.
+        let later: Vec<i64> = self
+            .segment_bases()
+            .into_iter()
+            .filter(|&b| b > base)
+            .collect();
+        for b in later {
+            self.storage.remove(&log_name(b)).await?;
+            segment::remove_index(&self.storage, b).await?;
+            self.sealed.remove(&b);
+        }
+        let target = if base == self.active.base {
+            let stand_in = placeholder(&self.active);
+            std::mem::replace(&mut self.active, stand_in)
+        } else {
+            self.sealed
+                .remove(&base)
+                .unwrap_or_else(|| unreachable!("base came from the segment list"))
+        };
+        segment::remove_index(&self.storage, base).await?;
+        target.file.truncate(cut_position).await?;
+        target.file.fdatasync().await?;
+        self.storage.sync_dir().await?;
+        // Rebuild the index of what remains from the bytes themselves.
+        let mut rebuilt = Segment {
+            base,
+            file: target.file.clone(),
+            size: 0,
+            next_offset: base,
+            index: SegmentIndex::new(self.config.index_interval_bytes),
+            created_ms: now_ms,
+        };
+        segment::scan_tail(&mut rebuilt, cut_position, self.config.batch_bytes_max).await?;
+        assert_eq!(
+            rebuilt.size, cut_position,
+            "bytes before the cut were valid batches"
+        );
+        rebuilt.next_offset = cut_offset;
+        self.appender = Appender::open(
+            rebuilt.file.clone(),
+            cut_position,
+            cut_position,
+            appender_config(&self.config),
+        )
+        .await?;
+        self.active = rebuilt;
+        self.next_offset = cut_offset;
+        self.durable_offset = cut_offset;
+        if cut_offset < self.log_start {
+            // The log may not start past its end; record the lower start before anyone reads.
+            self.storage
+                .write_meta(LOG_START_FILE, &cut_offset.to_be_bytes())
+                .await?;
+            self.log_start = cut_offset;
+        }
+        while self
+            .cache
+            .back()
+            .is_some_and(|c| c.base_offset >= cut_offset)
+        {
+            if let Some(c) = self.cache.pop_back() {
+                self.cache_bytes -= c.bytes.len();
+            }
+        }
+        // Positions of cached batches in this segment are unchanged below the cut.
+        Ok(())
+    }
+
+    /// Position and base offset of the first batch in `segment` whose last offset is at or
+    /// past `offset` (the segment's end if none).
+    async fn find_batch(
+        &self,
+        segment: &Segment<S::File>,
+        offset: i64,
+    ) -> Result<(u64, i64), LogError> {
+        let entry = segment
+            .index
+            .lookup(relative_offset(segment.base, offset.max(segment.base)));
+        let mut position = u64::from(entry.position);
+        while position < segment.size {
+            let want = (segment.size - position).min(segment::SCAN_WINDOW_BYTES as u64) as usize;
+            let buf = self.read_range(segment, position, want).await?;
+            let (batches, stop) = scan(&buf, position, None, self.config.batch_bytes_max.max(want));
+            if let Some(meta) = batches.iter().find(|m| m.last_offset >= offset) {
+                return Ok((meta.position, meta.base_offset));
+            }
+            match (batches.last(), stop) {
+                (Some(last), _) => position = last.position + u64::from(last.len),
+                (None, ScanStop::Incomplete { len, .. }) if len > 0 => {
+                    let whole = self.read_range(segment, position, len).await?;
+                    let (b, _) = scan(&whole, position, None, len);
+                    let Some(meta) = b.first() else {
+                        return Err(LogError::Corrupt {
+                            segment: segment.base,
+                            position,
+                        });
+                    };
+                    if meta.last_offset >= offset {
+                        return Ok((meta.position, meta.base_offset));
+                    }
+                    position += len as u64;
+                }
+                _ => {
+                    return Err(LogError::Corrupt {
+                        segment: segment.base,
+                        position,
+                    })
+                }
+            }
+        }
+        Ok((segment.size, segment.next_offset))
+    }
+
+    /// Advances the log start to `offset` (DeleteRecords; retention) and deletes the sealed
+    /// segments wholly below it. The new start is made durable.
+    pub async fn delete_before(&mut self, offset: i64) -> Result<(), LogError> {
+        if offset > self.next_offset {
+            return Err(self.out_of_range(offset));
+        }
+        if offset <= self.log_start {
+            return Ok(());
+        }
+        self.storage
+            .write_meta(LOG_START_FILE, &offset.to_be_bytes())
+            .await?;
+        self.log_start = offset;
+        let doomed: Vec<i64> = self
+            .sealed
+            .values()
+            .filter(|s| s.next_offset <= offset)
+            .map(|s| s.base)
+            .collect();
+        for base in doomed {
+            self.delete_sealed(base).await?;
+        }
+        self.storage.sync_dir().await?;
+        Ok(())
+    }
+
+    async fn delete_sealed(&mut self, base: i64) -> Result<u64, LogError> {
+        let Some(segment) = self.sealed.remove(&base) else {
+            return Ok(0);
+        };
+        self.storage.remove(&log_name(base)).await?;
+        segment::remove_index(&self.storage, base).await?;
+        while self.cache.front().is_some_and(|c| c.segment == base) {
+            if let Some(c) = self.cache.pop_front() {
+                self.cache_bytes -= c.bytes.len();
+            }
+        }
+        Ok(segment.size)
+    }
+
+    /// Applies `retention.ms` and `retention.bytes` (when the cleanup policy deletes): deletes
+    /// whole sealed segments, oldest first, and advances the log start.
+    pub async fn enforce_retention(&mut self, now_ms: i64) -> Result<RetentionOutcome, LogError> {
+        if self.config.cleanup_policy == CleanupPolicy::Compact {
+            return Ok(RetentionOutcome::default());
+        }
+        let limits = RetentionLimits {
+            retention_ms: self.config.retention_ms,
+            retention_bytes: self.config.retention_bytes,
+        };
+        let mut plan = retention::plan(&self.summaries(), summary(&self.active), limits, now_ms);
+        if plan.roll_active {
+            self.roll(now_ms).await?;
+            plan = retention::plan(&self.summaries(), summary(&self.active), limits, now_ms);
+        }
+        let doomed: Vec<i64> = self
+            .sealed
+            .keys()
+            .take(plan.delete_sealed)
+            .copied()
+            .collect();
+        let mut outcome = RetentionOutcome::default();
+        if let Some(&last) = doomed.last() {
+            let new_start = self.sealed[&last].next_offset.max(self.log_start);
+            self.storage
+                .write_meta(LOG_START_FILE, &new_start.to_be_bytes())
+                .await?;
+            self.log_start = new_start;
+        }
+        for base in doomed {
+            outcome.bytes_deleted += self.delete_sealed(base).await?;
+            outcome.segments_deleted += 1;
+        }
+        if outcome.segments_deleted > 0 {
+            self.storage.sync_dir().await?;
+        }
+        Ok(outcome)
+    }
+
+    fn summaries(&self) -> Vec<SegmentSummary> {
+        self.sealed.values().map(summary).collect()
+    }
+
+    /// Compacts the sealed segments when the cleanup policy says so: keeps the latest record
+    /// per key, drops tombstones older than `delete_retention_ms`. Each changed segment is
+    /// rewritten to a new file and swapped in by rename, so a crash leaves either version.
+    pub async fn compact(&mut self, now_ms: i64) -> Result<CompactionOutcome, LogError> {
+        let mut outcome = CompactionOutcome::default();
+        if self.config.cleanup_policy == CleanupPolicy::Delete || self.sealed.is_empty() {
+            return Ok(outcome);
+        }
+        let bases: Vec<i64> = self.sealed.keys().copied().collect();
+        let mut keys = KeyMap::new();
+        for &base in &bases {
+            for batch in self.segment_batches(base).await? {
+                let view = RecordBatch::parse(&batch).map_err(|_| LogError::Corrupt {
+                    segment: base,
+                    position: 0,
+                })?;
+                if view.is_control() {
+                    continue;
+                }
+                for record in view.records()? {
+                    if let Some(key) = &record.key {
+                        keys.observe(key, record.offset);
+                    }
+                }
+            }
+        }
+        let cutoff = now_ms.saturating_sub(self.config.delete_retention_ms);
+        for &base in &bases {
+            let batches = self.segment_batches(base).await?;
+            let mut kept: Vec<Bytes> = Vec::with_capacity(batches.len());
+            let mut changed = false;
+            // Runs of wholly removed batches become one empty batch covering their offsets, so
+            // offsets stay contiguous inside the segment (recovery relies on it).
+            let mut gap: Option<(i64, i64, i32)> = None;
+            for batch in batches {
+                let view = RecordBatch::parse(&batch)?;
+                if view.is_control() {
+                    flush_gap(&mut gap, &mut kept)?;
+                    kept.push(batch.clone());
+                    continue;
+                }
+                let records = view.records()?;
+                let survivors: Vec<_> = records
+                    .iter()
+                    .filter(|r| {
+                        keys.retains(
+                            r.key.as_ref(),
+                            r.offset,
+                            r.value.is_none(),
+                            r.timestamp,
+                            cutoff,
+                        )
+                    })
+                    .collect();
+                outcome.records_removed += (records.len() - survivors.len()) as u64;
+                if survivors.len() == records.len() {
+                    flush_gap(&mut gap, &mut kept)?;
+                    kept.push(batch.clone());
+                    continue;
+                }
+                changed = true;
+                if survivors.is_empty() {
+                    let epoch = view.header().partition_leader_epoch();
+                    let first = gap.map_or(view.base_offset(), |g| g.0);
+                    gap = Some((first, view.last_offset(), epoch));
+                    continue;
+                }
+                flush_gap(&mut gap, &mut kept)?;
+                let h = view.header();
+                let mut builder = BatchBuilder::new(view.compression()?).producer(
+                    h.producer_id(),
+                    h.producer_epoch(),
+                    h.base_sequence(),
+                );
+                for r in &survivors {
+                    let headers: Vec<(&str, Option<&[u8]>)> = r
+                        .headers
+                        .iter()
+                        .map(|x| (x.key.as_str(), x.value.as_deref()))
+                        .collect();
+                    let delta = i32::try_from(r.offset - view.base_offset()).map_err(|_| {
+                        LogError::Corrupt {
+                            segment: base,
+                            position: 0,
+                        }
+                    })?;
+                    builder.push_with_offset_delta(
+                        delta,
+                        r.timestamp,
+                        r.key.as_deref(),
+                        r.value.as_deref(),
+                        &headers,
+                    );
+                }
+                builder.last_offset_delta(h.last_offset_delta());
+                let mut rebuilt = builder.build()?;
+                stamp(&mut rebuilt, view.base_offset(), h.partition_leader_epoch());
+                kept.push(rebuilt.freeze());
+            }
+            flush_gap(&mut gap, &mut kept)?;
+            if !changed {
+                continue;
+            }
+            let before = self.sealed[&base].size;
+            let after = self.rewrite_segment(base, &kept, now_ms).await?;
+            outcome.segments_rewritten += 1;
+            outcome.bytes_before += before;
+            outcome.bytes_after += after;
+        }
+        Ok(outcome)
+    }
+
+    /// Every batch of the sealed segment at `base`, validated.
+    async fn segment_batches(&self, base: i64) -> Result<Vec<Bytes>, LogError> {
+        let segment = &self.sealed[&base];
+        let all = self.read_range(segment, 0, segment.size as usize).await?;
+        let (metas, stop) = scan(
+            &all,
+            0,
+            Some(base),
+            self.config.batch_bytes_max.max(all.len()),
+        );
+        if stop != ScanStop::End {
+            let position = metas.last().map_or(0, |m| m.position + u64::from(m.len));
+            return Err(LogError::Corrupt {
+                segment: base,
+                position,
+            });
+        }
+        Ok(metas
+            .iter()
+            .map(|m| all.slice(m.position as usize..(m.position + u64::from(m.len)) as usize))
+            .collect())
+    }
+
+    async fn rewrite_segment(
+        &mut self,
+        base: i64,
+        batches: &[Bytes],
+        now_ms: i64,
+    ) -> Result<u64, LogError> {
+        let cleaned = format!("{}.cleaned", log_name(base));
+        self.storage.remove(&cleaned).await?;
+        let file = self
+            .storage
+            .open_file(&cleaned, OpenMode::CreateNew)
+            .await?;
+        let mut appender =
+            Appender::open(file.clone(), 0, 0, appender_config(&self.config)).await?;
+        let mut segment = Segment {
+            base,
+            file: file.clone(),
+            size: 0,
+            next_offset: self.sealed[&base].next_offset,
+            index: SegmentIndex::new(self.config.index_interval_bytes),
+            created_ms: now_ms,
+        };
+        let keep_next = segment.next_offset;
+        for b in batches {
+            let view = RecordBatch::parse(b)?;
+            let position = appender.append(b).await?;
+            segment.on_batch(&BatchMeta {
+                position,
+                len: b.len() as u32,
+                base_offset: view.base_offset(),
+                last_offset: view.last_offset(),
+                max_timestamp: view.max_timestamp(),
+            });
+        }
+        // The segment still covers the same offsets even if its last records went.
+        segment.next_offset = keep_next;
+        appender.seal().await?;
+        segment::remove_index(&self.storage, base).await?;
+        self.storage.rename(&cleaned, &log_name(base)).await?;
+        self.storage.sync_dir().await?;
+        segment::write_index(&self.storage, &segment).await?;
+        let size = segment.size;
+        // Cached copies of this segment's batches are stale now. The cache is a suffix of the
+        // log, so drop everything up to this segment to keep it one.
+        while self.cache.front().is_some_and(|c| c.segment <= base) {
+            if let Some(c) = self.cache.pop_front() {
+                self.cache_bytes -= c.bytes.len();
+            }
+        }
+        self.sealed.insert(base, segment);
+        Ok(size)
+    }
+
+    /// Closes cleanly: everything synced, the active segment cut to size with its index
+    /// written, and the clean-shutdown marker left so the next open skips the scan.
+    pub async fn close(mut self) -> Result<(), LogError> {
+        self.appender.seal().await?;
+        segment::write_index(&self.storage, &self.active).await?;
+        self.storage
+            .write_meta(CLEAN_SHUTDOWN_FILE, b"clean\n")
+            .await?;
+        Ok(())
+    }
+}
+
+/// Appends to `kept` the empty batch standing for the removed offsets in `gap`, if any.
+fn flush_gap(gap: &mut Option<(i64, i64, i32)>, kept: &mut Vec<Bytes>) -> Result<(), LogError> {
+    let Some((first, last, epoch)) = gap.take() else {
+        return Ok(());
+    };
+    let delta = i32::try_from(last - first)
+        .map_err(|_| LogError::Config("a compaction gap spans more than i32::MAX offsets"))?;
+    let mut builder = BatchBuilder::new(crate::batch::Compression::None);
+    builder.last_offset_delta(delta);
+    let mut empty = builder.build()?;
+    stamp(&mut empty, first, epoch);
+    kept.push(empty.freeze());
+    Ok(())
+}
+
+fn placeholder<F: StorageFile>(segment: &Segment<F>) -> Segment<F> {
+    Segment {
+        base: segment.base,
+        file: segment.file.clone(),
+        size: 0,
+        next_offset: segment.base,
+        index: SegmentIndex::new(1),
+        created_ms: segment.created_ms,
+    }
+}
+
+fn summary<F: StorageFile>(s: &Segment<F>) -> SegmentSummary {
+    SegmentSummary {
+        base: s.base,
+        size: s.size,
+        max_timestamp: s.max_timestamp(),
+        empty: s.is_empty(),
+    }
+}
+
+fn appender_config(config: &LogConfig) -> AppenderConfig {
+    AppenderConfig {
+        chunk_bytes: config.write_chunk_bytes,
+        writes_in_flight_max: config.writes_in_flight_max,
+        preallocate_bytes: config.preallocate_bytes,
+    }
+}
+
+fn validate(config: &LogConfig) -> Result<(), LogError> {
+    if config.segment_bytes == 0 || config.segment_bytes > SEGMENT_BYTES_MAX {
+        return Err(LogError::Config("segment_bytes must be in 1..=4 GiB-1"));
+    }
+    if config.write_chunk_bytes < storage::PAGE_BYTES
+        || !config.write_chunk_bytes.is_multiple_of(storage::PAGE_BYTES)
+    {
+        return Err(LogError::Config(
+            "write_chunk_bytes must be a positive multiple of 4096",
+        ));
+    }
+    if config.writes_in_flight_max == 0 {
+        return Err(LogError::Config("writes_in_flight_max must be at least 1"));
+    }
+    if config.index_interval_bytes == 0 {
+        return Err(LogError::Config("index_interval_bytes must be at least 1"));
+    }
+    if config.batch_bytes_max < crate::batch::BATCH_HEADER_LEN {
+        return Err(LogError::Config("batch_bytes_max is below a batch header"));
+    }
+    if config.read_io_bytes == 0 {
+        return Err(LogError::Config("read_io_bytes must be at least 1"));
+    }
+    Ok(())
+}
+
+/// Awaits every future, polling them together so their IO overlaps; fails on the first error.
+async fn join_all<'a>(
+    mut futures: Vec<Pin<Box<dyn Future<Output = io::Result<usize>> + 'a>>>,
+) -> io::Result<Vec<usize>> {
+    let mut results: Vec<Option<usize>> = vec![None; futures.len()];
+    std::future::poll_fn(|cx| {
+        let mut pending = false;
+        for (i, f) in futures.iter_mut().enumerate() {
+            if results[i].is_some() {
+                continue;
+            }
+            match f.as_mut().poll(cx) {
+                Poll::Ready(Ok(n)) => results[i] = Some(n),
+                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                Poll::Pending => pending = true,
+            }
+        }
+        if pending {
+            Poll::Pending
+        } else {
+            Poll::Ready(Ok(()))
+        }
+    })
+    .await?;
+    Ok(results.into_iter().map(|r| r.unwrap_or(0)).collect())
+}

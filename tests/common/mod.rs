@@ -1,0 +1,117 @@
+//! Helpers shared by the integration tests of the `quiver` binary: running the binary, running
+//! storage work on a glommio executor, and the record contents `quiver log append-child` writes
+//! (re-implemented here from its documented formula, so the tests check the binary against an
+//! independent oracle rather than against itself).
+
+// Each test file uses a different subset of these helpers.
+#![allow(dead_code)]
+
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use quiver_engine::rt::{prepare_executor, ExecutorConfig};
+
+/// Registered io_uring memory of a test executor (ARCHITECTURE §9: always set explicitly).
+pub const TEST_IO_MEMORY_BYTES: usize = 1 << 20;
+
+/// Path of the `quiver` binary under test.
+pub fn quiver_bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_quiver"))
+}
+
+/// Runs `quiver <args>` to completion.
+pub fn quiver(args: &[&str]) -> Output {
+    Command::new(quiver_bin())
+        .args(args)
+        .output()
+        .expect("the quiver binary runs")
+}
+
+/// stdout of `output` as text.
+pub fn stdout_of(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+/// stderr of `output` as text.
+pub fn stderr_of(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+/// Runs `make()`'s future on a fresh glommio executor thread, after preparing it for O_DIRECT
+/// IO on `probe_dir`'s device, and returns its output.
+pub fn on_executor<T, F, G>(probe_dir: &Path, make: G) -> T
+where
+    G: FnOnce() -> F + Send + 'static,
+    F: Future<Output = T> + 'static,
+    T: Send + 'static,
+{
+    let config = ExecutorConfig {
+        name: "quiver-test".into(),
+        cpu: None,
+        io_memory_bytes: TEST_IO_MEMORY_BYTES,
+    };
+    let dir = probe_dir.to_path_buf();
+    config
+        .spawn(move || async move {
+            prepare_executor(&dir)
+                .await
+                .expect("the executor can do direct IO on the test directory");
+            make().await
+        })
+        .expect("a glommio executor starts")
+}
+
+/// Key of the record at `offset` written by `append-child`: the offset in decimal.
+pub fn record_key(offset: i64) -> Vec<u8> {
+    offset.to_string().into_bytes()
+}
+
+/// Value of the record at `offset` written by `append-child --seed seed --value-bytes len`:
+/// `<seed>/<offset>/` then lowercase letters from SplitMix64 seeded with
+/// `seed ^ offset * 0x9E3779B97F4A7C15`, cut to `len` bytes.
+pub fn record_value(seed: u64, offset: i64, len: usize) -> Vec<u8> {
+    const GAMMA: u64 = 0x9E37_79B9_7F4A_7C15;
+    let mut out = format!("{seed}/{offset}/").into_bytes();
+    let mut state = seed ^ (offset as u64).wrapping_mul(GAMMA);
+    while out.len() < len {
+        state = state.wrapping_add(GAMMA);
+        let mut z = state;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^= z >> 31;
+        out.push(b'a' + (z % 26) as u8);
+    }
+    out.truncate(len);
+    out
+}
+
+/// Names of the segment files (`<20 digits>.log`) in `dir`, sorted (= by base offset).
+pub fn segment_files(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .expect("list the log directory")
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
+        .filter_map(|e| e.file_name().to_str().map(str::to_string))
+        .filter(|n| {
+            n.strip_suffix(".log")
+                .is_some_and(|d| d.len() == 20 && d.bytes().all(|b| b.is_ascii_digit()))
+        })
+        .collect();
+    names.sort();
+    names
+}
+
+/// Copies every regular file of `from` into `to` (created), replacing what is there.
+pub fn copy_dir(from: &Path, to: &Path) {
+    if to.exists() {
+        std::fs::remove_dir_all(to).expect("clear the copy's directory");
+    }
+    std::fs::create_dir_all(to).expect("create the copy's directory");
+    for entry in std::fs::read_dir(from).expect("list the source directory") {
+        let entry = entry.expect("a directory entry");
+        if entry.file_type().is_ok_and(|t| t.is_file()) {
+            std::fs::copy(entry.path(), to.join(entry.file_name())).expect("copy a file");
+        }
+    }
+}
