@@ -163,6 +163,7 @@ impl<F: StorageFile> Appender<F> {
             rest = &rest[n..];
             if self.head_len == chunk_bytes {
                 self.submit_head();
+                self.file.submit_queued().await;
                 self.reap(self.config.writes_in_flight_max).await?;
             }
         }

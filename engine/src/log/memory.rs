@@ -284,6 +284,18 @@ impl StorageFile for MemFile {
         Ok(n)
     }
 
+    fn read_owned(
+        self: &Rc<Self>,
+        pos: u64,
+        len: usize,
+        _piece_bytes: usize,
+    ) -> impl std::future::Future<Output = io::Result<bytes::Bytes>> + 'static {
+        let data = self.data.borrow();
+        let start = (pos as usize).min(data.len());
+        let end = (start + len).min(data.len());
+        std::future::ready(Ok(bytes::Bytes::copy_from_slice(&data[start..end])))
+    }
+
     async fn fdatasync(&self) -> io::Result<()> {
         *self.durable.borrow_mut() = self.data.borrow().clone();
         self.dirty_pages.borrow_mut().clear();

@@ -24,16 +24,15 @@ pub mod compaction;
 pub mod dma;
 pub mod index;
 pub mod memory;
+pub mod reader;
 pub mod retention;
 pub mod scan;
 pub mod segment;
 pub mod storage;
 
+use std::cell::RefCell;
 use std::collections::{BTreeMap, VecDeque};
-use std::future::Future;
 use std::io;
-use std::pin::Pin;
-use std::task::Poll;
 
 use bytes::{Bytes, BytesMut};
 
@@ -43,6 +42,7 @@ use compaction::KeyMap;
 pub use dma::DmaStorage;
 use index::SegmentIndex;
 pub use memory::MemStorage;
+use reader::{Pending, Readahead, Window, READAHEAD_WINDOWS_MAX};
 use retention::{RetentionLimits, SegmentSummary};
 use scan::{scan, BatchMeta, ScanStop};
 use segment::{load_segment, log_name, parse_log_name, relative_offset, Segment};
@@ -264,6 +264,8 @@ pub struct PartitionLog<S: Storage> {
     last_sync_ms: i64,
     unsynced_bytes: u64,
     recovery: RecoveryReport,
+    /// Where the last sequential cold read stopped (see `reader`).
+    readahead: RefCell<Option<Readahead>>,
 }
 
 impl<S: Storage> PartitionLog<S> {
@@ -408,6 +410,7 @@ impl<S: Storage> PartitionLog<S> {
             last_sync_ms: now_ms,
             unsynced_bytes: 0,
             recovery,
+            readahead: RefCell::new(None),
         })
     }
 
@@ -708,15 +711,34 @@ impl<S: Storage> PartitionLog<S> {
         max_bytes: usize,
         readable_end: u64,
     ) -> Result<LogRead, LogError> {
-        let entry = segment
-            .index
-            .lookup(relative_offset(segment.base, from.max(segment.base)));
-        let mut position = u64::from(entry.position);
-        // The batch at an index entry starts exactly at its relative offset, and offsets are
-        // contiguous inside a segment: a batch that does not continue them is corrupt (this
-        // catches flipped bits in the base offset, which the CRC does not cover).
-        let mut expected = segment.base + i64::from(entry.relative_offset);
-        let slack = u64::from(self.config.index_interval_bytes) * 2;
+        let window_bytes = (max_bytes as u64)
+            .saturating_add(u64::from(self.config.index_interval_bytes) * 2)
+            .max(storage::PAGE_BYTES as u64);
+        let piece = self.config.read_io_bytes;
+        // A reader asking for the offset where the previous read stopped is reading
+        // sequentially: continue from what that read left, and keep reading ahead.
+        let ahead = self.readahead.take();
+        let (mut position, mut expected, mut window, mut pending, mut sequential) = match ahead {
+            Some(a) if a.segment == segment.base && a.next_offset == from => {
+                (a.position, from, a.window, a.pending, true)
+            }
+            _ => {
+                let entry = segment
+                    .index
+                    .lookup(relative_offset(segment.base, from.max(segment.base)));
+                // The batch at an index entry starts exactly at its relative offset, and offsets
+                // are contiguous inside a segment: a batch that does not continue them is
+                // corrupt (this catches flipped bits in the base offset, outside the CRC).
+                let expected = segment.base + i64::from(entry.relative_offset);
+                (
+                    u64::from(entry.position),
+                    expected,
+                    Window::default(),
+                    VecDeque::new(),
+                    false,
+                )
+            }
+        };
         let mut out = LogRead {
             batches: Vec::new(),
             next_offset: from,
@@ -732,59 +754,90 @@ impl<S: Storage> PartitionLog<S> {
                 Ok(out)
             }
         };
+        let mut header = [0u8; crate::batch::BATCH_HEADER_LEN];
         loop {
-            if position >= readable_end {
-                return Ok(out);
+            // The length of the batch at the front, once its header is in the window.
+            let need = if window.peek(&mut header) {
+                match crate::batch::peek_batch_len(&header) {
+                    Some(len) if position + len as u64 <= readable_end => len,
+                    _ => return stop(out, position),
+                }
+            } else {
+                header.len()
+            };
+            if window.len() < need {
+                let fill_at = position + window.len() as u64;
+                if fill_at >= readable_end {
+                    if window.is_empty() {
+                        return Ok(out);
+                    }
+                    // Bytes below the readable end that do not make a whole batch.
+                    return stop(out, position);
+                }
+                let chunk = match pending.pop_front() {
+                    Some(p) if p.at == fill_at => p.read.await?,
+                    _ => {
+                        // Not what was read ahead (or nothing was): start over from here.
+                        pending.clear();
+                        let len = (readable_end - fill_at).min(window_bytes) as usize;
+                        if !window.is_empty() {
+                            // A second fill in one read: the reader is scanning.
+                            sequential = true;
+                        }
+                        segment.file.read_owned(fill_at, len, piece).await?
+                    }
+                };
+                if chunk.is_empty() {
+                    return stop(out, position);
+                }
+                let usable = (readable_end - fill_at).min(chunk.len() as u64) as usize;
+                window.push(chunk.slice(..usable));
+                // Keep reads going for the bytes after this window, so the device works while
+                // this read checks CRCs and the reader handles what it gets.
+                if sequential {
+                    let mut next_at = pending
+                        .back()
+                        .map_or(position + window.len() as u64, |p| p.at + p.len as u64);
+                    while pending.len() < READAHEAD_WINDOWS_MAX && next_at < readable_end {
+                        let len = (readable_end - next_at).min(window_bytes) as usize;
+                        let read = Box::pin(segment.file.read_owned(next_at, len, piece));
+                        pending.push_back(Pending {
+                            at: next_at,
+                            len,
+                            read,
+                        });
+                        next_at += len as u64;
+                    }
+                }
+                continue;
             }
-            // At least a page, so a batch header is always whole in the first read.
-            let window = (max_bytes as u64)
-                .saturating_add(slack)
-                .max(storage::PAGE_BYTES as u64);
-            let want = (readable_end - position).min(window) as usize;
-            let buf = self.read_range(segment, position, want).await?;
-            let mut at = 0usize;
-            while at < buf.len() {
-                let batch_position = position + at as u64;
-                let rest = &buf[at..];
-                if rest.len() < crate::batch::BATCH_LOG_OVERHEAD {
-                    break;
-                }
-                let len = match crate::batch::peek_batch_len(rest) {
-                    Some(len) if batch_position + len as u64 <= readable_end => len,
-                    _ => return stop(out, batch_position),
-                };
-                let bytes = if len <= rest.len() {
-                    buf.slice(at..at + len)
-                } else if out.batches.is_empty() {
-                    // The first wanted batch is longer than this read: read exactly it.
-                    self.read_range(segment, batch_position, len).await?
-                } else {
-                    break;
-                };
-                let last = match RecordBatch::parse(&bytes) {
-                    Ok(b) if b.base_offset() == expected => b.last_offset(),
-                    _ => return stop(out, batch_position),
-                };
-                expected = last + 1;
-                at += len;
-                if last < from {
-                    continue;
-                }
-                if !out.batches.is_empty() && out.bytes() + len > max_bytes {
-                    return Ok(out);
-                }
+            let base = i64::from_be_bytes(header[..8].try_into().unwrap_or([0; 8]));
+            let delta = i32::from_be_bytes(header[23..27].try_into().unwrap_or([0; 4]));
+            let wanted = base.saturating_add(i64::from(delta)) >= from;
+            if wanted && !out.batches.is_empty() && out.bytes() + need > max_bytes {
+                break;
+            }
+            let bytes = window.take(need);
+            let batch_position = position;
+            let last = match RecordBatch::parse(&bytes) {
+                Ok(b) if b.base_offset() == expected => b.last_offset(),
+                _ => return stop(out, batch_position),
+            };
+            position += need as u64;
+            expected = last + 1;
+            if last >= from {
                 out.batches.push(bytes);
                 out.next_offset = last + 1;
             }
-            if !out.batches.is_empty() {
-                return Ok(out);
-            }
-            if at == 0 {
-                return stop(out, position);
-            }
-            // Everything read preceded `from` (index slack was not enough): go on after it.
-            position += at as u64;
         }
+        *self.readahead.borrow_mut() = Some(Readahead {
+            segment: segment.base,
+            next_offset: out.next_offset,
+            position,
+            window,
+            pending,
+        });
+        Ok(out)
     }
 
     /// Reads `len` bytes at `position` of `segment` with concurrent reads of `read_io_bytes`.
@@ -794,24 +847,17 @@ impl<S: Storage> PartitionLog<S> {
         position: u64,
         len: usize,
     ) -> Result<Bytes, LogError> {
-        let mut buf = vec![0u8; len];
-        let piece = self.config.read_io_bytes.max(4096);
-        let file = &segment.file;
-        let mut reads: Vec<Pin<Box<dyn Future<Output = io::Result<usize>> + '_>>> = Vec::new();
-        let mut expected = Vec::new();
-        for (i, dst) in buf.chunks_mut(piece).enumerate() {
-            expected.push(dst.len());
-            let at = position + (i * piece) as u64;
-            reads.push(Box::pin(file.read_into(at, dst)));
-        }
-        let got = join_all(reads).await?;
-        if got.iter().zip(&expected).any(|(g, e)| g != e) {
+        let bytes = segment
+            .file
+            .read_owned(position, len, self.config.read_io_bytes)
+            .await?;
+        if bytes.len() != len {
             return Err(LogError::Corrupt {
                 segment: segment.base,
-                position,
+                position: position + bytes.len() as u64,
             });
         }
-        Ok(Bytes::from(buf))
+        Ok(bytes)
     }
 
     /// The offset and timestamp of the first record with a timestamp at or after `timestamp`,
@@ -911,6 +957,7 @@ impl<S: Storage> PartitionLog<S> {
             return Ok(());
         }
         self.appender.sync().await?;
+        self.readahead.take();
         // The first segment holding a batch that ends at or past `offset`.
         let base = self
             .segment_bases()
@@ -1075,6 +1122,7 @@ impl<S: Storage> PartitionLog<S> {
         let Some(segment) = self.sealed.remove(&base) else {
             return Ok(0);
         };
+        self.readahead.take();
         self.storage.remove(&log_name(base)).await?;
         segment::remove_index(&self.storage, base).await?;
         while self.cache.front().is_some_and(|c| c.segment == base) {
@@ -1269,6 +1317,7 @@ impl<S: Storage> PartitionLog<S> {
         batches: &[Bytes],
         now_ms: i64,
     ) -> Result<u64, LogError> {
+        self.readahead.take();
         let cleaned = format!("{}.cleaned", log_name(base));
         self.storage.remove(&cleaned).await?;
         let file = self
@@ -1395,31 +1444,4 @@ fn validate(config: &LogConfig) -> Result<(), LogError> {
         return Err(LogError::Config("read_io_bytes must be at least 1"));
     }
     Ok(())
-}
-
-/// Awaits every future, polling them together so their IO overlaps; fails on the first error.
-async fn join_all<'a>(
-    mut futures: Vec<Pin<Box<dyn Future<Output = io::Result<usize>> + 'a>>>,
-) -> io::Result<Vec<usize>> {
-    let mut results: Vec<Option<usize>> = vec![None; futures.len()];
-    std::future::poll_fn(|cx| {
-        let mut pending = false;
-        for (i, f) in futures.iter_mut().enumerate() {
-            if results[i].is_some() {
-                continue;
-            }
-            match f.as_mut().poll(cx) {
-                Poll::Ready(Ok(n)) => results[i] = Some(n),
-                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
-                Poll::Pending => pending = true,
-            }
-        }
-        if pending {
-            Poll::Pending
-        } else {
-            Poll::Ready(Ok(()))
-        }
-    })
-    .await?;
-    Ok(results.into_iter().map(|r| r.unwrap_or(0)).collect())
 }

@@ -15,7 +15,11 @@
 
 use std::future::Future;
 use std::io;
+use std::pin::Pin;
 use std::rc::Rc;
+use std::task::Poll;
+
+use bytes::Bytes;
 
 /// Direct-IO alignment: file positions and write lengths are multiples of this.
 pub const PAGE_BYTES: usize = 4096;
@@ -86,6 +90,19 @@ pub trait StorageFile: 'static {
     /// Reads up to `dst.len()` bytes at `pos` (any alignment) into `dst`; returns how many were
     /// read, fewer only at end of file.
     async fn read_into(&self, pos: u64, dst: &mut [u8]) -> io::Result<usize>;
+    /// Reads `len` bytes at `pos` (any alignment) as concurrent reads of about `piece_bytes`,
+    /// started now whether or not the future is polled (so it can run ahead of its reader);
+    /// resolves to the bytes read, fewer only at end of file.
+    fn read_owned(
+        self: &Rc<Self>,
+        pos: u64,
+        len: usize,
+        piece_bytes: usize,
+    ) -> impl Future<Output = io::Result<Bytes>> + 'static;
+    /// Lets queued IO reach the device now. glommio queues submissions until its executor
+    /// parks, so a task that keeps computing after `write_at` would otherwise hold its writes
+    /// back; the appender calls this once per submitted chunk.
+    async fn submit_queued(&self) {}
     /// Flushes written data to the device.
     async fn fdatasync(&self) -> io::Result<()>;
     /// Sets the file size.
@@ -102,4 +119,50 @@ pub fn short_write_error(wrote: usize, wanted: usize) -> io::Error {
         io::ErrorKind::StorageFull,
         format!("short write: {wrote} of {wanted} bytes (device full?)"),
     )
+}
+
+/// Splits `len` bytes at `pos` into about `piece_bytes` pieces, the remainder folded into the
+/// last piece (no tiny trailing read).
+pub fn split_pieces(pos: u64, len: usize, piece_bytes: usize) -> Vec<(u64, usize)> {
+    let piece_bytes = piece_bytes.max(PAGE_BYTES);
+    let count = (len / piece_bytes).max(1);
+    let mut pieces = Vec::with_capacity(count);
+    let mut at = 0;
+    for i in 0..count {
+        let n = if i + 1 == count {
+            len - at
+        } else {
+            piece_bytes
+        };
+        pieces.push((pos + at as u64, n));
+        at += n;
+    }
+    pieces
+}
+
+/// Awaits every future, polling them together so their IO overlaps; fails on the first error.
+pub async fn join_all<'a, T>(
+    mut futures: Vec<Pin<Box<dyn Future<Output = io::Result<T>> + 'a>>>,
+) -> io::Result<Vec<T>> {
+    let mut results: Vec<Option<T>> = futures.iter().map(|_| None).collect();
+    std::future::poll_fn(|cx| {
+        let mut pending = false;
+        for (i, f) in futures.iter_mut().enumerate() {
+            if results[i].is_some() {
+                continue;
+            }
+            match f.as_mut().poll(cx) {
+                Poll::Ready(Ok(v)) => results[i] = Some(v),
+                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                Poll::Pending => pending = true,
+            }
+        }
+        if pending {
+            Poll::Pending
+        } else {
+            Poll::Ready(Ok(()))
+        }
+    })
+    .await?;
+    Ok(results.into_iter().flatten().collect())
 }

@@ -12,6 +12,16 @@
 //! removed at the end; before each timed phase the benchmark runs `sync` and pauses
 //! (`--settle-ms`), so deletions (online discard on this ext4) and writeback of one run do not
 //! land in the next.
+//!
+//! Platform fact (the development VM, measured with tracefs): its virtio-blk device offers no
+//! indirect descriptors and `max_segments` is 254, so a 1 MiB IO becomes a 1016 KiB request plus
+//! an 8 KiB one, and a request over physically scattered pages takes ~256 ring descriptors:
+//! then only one request fits in the virtqueue and the device runs at depth 1 (the others are
+//! requeued and reissued by kblockd), at about half the throughput. Whether a buffer is
+//! scattered depends on the pages the process (or glommio executor) got when it registered its
+//! memory, so single runs of ours and of fio are bimodal; hence alternating rounds and medians.
+//! `--sample-queue` shows the device depth per phase; `--io-memory-thp` backs our registered
+//! memory with huge pages (contiguous), which removes the slow mode for ours.
 
 pub mod batches;
 pub mod fio;
@@ -37,9 +47,10 @@ const GIB: f64 = (1u64 << 30) as f64;
 /// GiB per run and rounds with `--quick`.
 const QUICK_GIB: f64 = 0.25;
 const QUICK_ROUNDS: usize = 1;
-/// GiB per run and rounds by default (the issue asks for at least 2 GiB and 3 rounds).
+/// GiB per run and rounds by default (at least 2 GiB and 3 rounds are asked for; 5 because
+/// single runs are bimodal on the development VM, see the module doc).
 const DEFAULT_GIB: f64 = 2.0;
-const DEFAULT_ROUNDS: usize = 3;
+const DEFAULT_ROUNDS: usize = 5;
 /// With `flush=interval`, the time trigger: far above the time `interval_mib` takes to
 /// append, so syncs follow bytes only and fio's `fdatasync=N` is the same pattern.
 pub const INTERVAL_MS: u64 = 60_000;
@@ -124,10 +135,14 @@ pub struct Options {
     /// Skip fio (measure only ours, while iterating).
     #[arg(long)]
     pub skip_fio: bool,
-    /// Diagnosis: yield the executor's task queue after every append (as a broker does between
-    /// requests), so the writes the appender spawned reach the kernel at once.
+    /// Diagnosis: park the appending task for 1 us after every append (a broker's shard parks
+    /// between requests), so glommio submits each write the appender queued at once.
     #[arg(long)]
-    pub yield_each_append: bool,
+    pub park_each_append: bool,
+    /// Diagnosis: back our executor's registered io_memory with transparent huge pages
+    /// (physically contiguous DMA buffers); fio's buffers stay as they are.
+    #[arg(long)]
+    pub io_memory_thp: bool,
     /// Diagnosis: sample the device queue depth during every timed phase.
     #[arg(long)]
     pub sample_queue: bool,
@@ -270,6 +285,8 @@ fn resolve(options: &Options) -> Result<Settings, String> {
         },
         read_max_bytes,
         io_memory_bytes: options.io_memory_mib << 20,
+        io_memory_thp: options.io_memory_thp,
+        park_each_append: options.park_each_append,
         cpu: options.cpu,
         settle_ms: options.settle_ms,
     })
@@ -374,7 +391,7 @@ fn run_case(
         settle(settings.settle_ms);
         let plan = WritePlan {
             durability,
-            yield_each_append: options.yield_each_append,
+            park_each_append: options.park_each_append,
             inflight: inflight.clone(),
         };
         let w = ours::write(executor, &files.dirs, config.clone(), fresh, plan)?;
@@ -396,7 +413,11 @@ fn run_case(
             w.cpu_sys_secs
         );
         if let Some(q) = &w.queue {
-            eprintln!("[{label}] round {round}:   ours write {}", q.show());
+            eprintln!(
+                "[{label}] round {round}:   ours write {}, {} io_uring workers",
+                q.show(),
+                w.io_workers
+            );
         }
         runs.ours_write.push(w);
         settle(settings.settle_ms);
@@ -410,18 +431,23 @@ fn run_case(
         )?;
         eprintln!(
             "[{label}] round {round}: ours read  {:.0} MiB/s ({:.2} s, {} calls, {} reads of \
-             {:.0} KiB, cpu thread {:.2} s, process {:.2}+{:.2} s)",
+             {:.0} KiB ({} via the poll ring), cpu thread {:.2} s, process {:.2}+{:.2} s)",
             r.mib_s,
             r.secs,
             r.calls,
             r.io_reads,
             r.io_read_bytes as f64 / r.io_reads.max(1) as f64 / 1024.0,
+            r.io_reads_poll_ring,
             r.cpu_thread_secs,
             r.cpu_user_secs,
             r.cpu_sys_secs
         );
         if let Some(q) = &r.queue {
-            eprintln!("[{label}] round {round}:   ours read  {}", q.show());
+            eprintln!(
+                "[{label}] round {round}:   ours read  {}, {} io_uring workers",
+                q.show(),
+                r.io_workers
+            );
         }
         runs.ours_read.push(r);
         remove_log(&files.dirs.log)?;
@@ -439,6 +465,9 @@ fn run_case(
                  {:.2}+{:.2} s)",
                 run.mib_s, run.secs, run.syncs, run.cpu_user_secs, run.cpu_sys_secs
             );
+            if let Some(q) = &run.queue {
+                eprintln!("[{label}] round {round}:   fio {}", q.show());
+            }
             if job.read {
                 runs.fio_read.push(run);
             } else if job_label.ends_with("(reference)") {

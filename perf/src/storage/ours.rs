@@ -18,7 +18,7 @@ use quiver_engine::rt::{now_ms, prepare_executor, ExecutorConfig};
 use serde::Serialize;
 
 use super::sampler::{QueueSample, QueueSampler};
-use super::stats::{process_cpu_secs, thread_cpu_secs};
+use super::stats::{io_uring_workers, process_cpu_secs, thread_cpu_secs};
 
 /// What one write phase did.
 #[derive(Debug, Clone, Serialize)]
@@ -55,6 +55,8 @@ pub struct WriteRun {
     pub cpu_sys_secs: f64,
     /// The device queue over the timed span (`--sample-queue`).
     pub queue: Option<QueueSample>,
+    /// io_uring worker threads alive at the end of the timed span.
+    pub io_workers: u64,
 }
 
 /// What one cold read phase did.
@@ -74,6 +76,9 @@ pub struct ReadRun {
     pub io_reads: u64,
     /// Bytes of those reads.
     pub io_read_bytes: u64,
+    /// How many of those reads went through glommio's poll ring (IOPOLL) rather than the main
+    /// ring: glommio decides per executor thread, by probing the device.
+    pub io_reads_poll_ring: u64,
     /// Untimed reopen of the closed log.
     pub open_secs: f64,
     /// CPU time of the executor thread over the timed span.
@@ -84,6 +89,8 @@ pub struct ReadRun {
     pub cpu_sys_secs: f64,
     /// The device queue over the timed span (`--sample-queue`).
     pub queue: Option<QueueSample>,
+    /// io_uring worker threads alive at the end of the timed span.
+    pub io_workers: u64,
 }
 
 /// Where a phase works: the probe lives in `base` (same device), the log in `log`.
@@ -95,13 +102,16 @@ pub struct Dirs {
     pub log: PathBuf,
 }
 
+/// How long `park_each_append` parks: any sleep parks the executor.
+const PARK: Duration = Duration::from_micros(1);
+
 /// How to drive the write phase.
 #[derive(Debug, Clone)]
 pub struct WritePlan {
     /// The flush policy applied.
     pub durability: Durability,
-    /// Yield the task queue after every append (diagnosis).
-    pub yield_each_append: bool,
+    /// Park the task briefly after every append (diagnosis).
+    pub park_each_append: bool,
     /// Sample this device queue file over the timed span (diagnosis).
     pub inflight: Option<PathBuf>,
 }
@@ -201,8 +211,11 @@ async fn write_phase(
                 sync_time += t.elapsed();
             }
         }
-        if plan.yield_each_append {
-            glommio::executor().yield_task_queue_now().await;
+        if plan.park_each_append {
+            // Parks the task: the executor goes idle, so its reactor submits the write the
+            // appender queued. A yield would not do: glommio flushes its submission queue
+            // only when it runs out of runnable tasks (or at preemption).
+            glommio::timer::sleep(PARK).await;
         }
     }
     let t = Instant::now();
@@ -219,6 +232,7 @@ async fn write_phase(
     let final_time = t.elapsed();
     let elapsed = start.elapsed();
     let cpu = cpu.since();
+    let io_workers = io_uring_workers();
     let queue = sampler.map(QueueSampler::stop);
     let io_after = glommio::executor().io_stats().all_rings().file_writes();
     let t = Instant::now();
@@ -241,6 +255,7 @@ async fn write_phase(
         cpu_user_secs: cpu.1,
         cpu_sys_secs: cpu.2,
         queue,
+        io_workers,
     })
 }
 
@@ -259,7 +274,9 @@ async fn read_phase(
         return Err("the log was not closed cleanly".into());
     }
     let end = log.next_offset();
-    let io_before = glommio::executor().io_stats().all_rings().file_reads();
+    let stats = glommio::executor().io_stats();
+    let io_before = stats.all_rings().file_reads();
+    let poll_before = stats.poll_ring.file_reads();
     let mut next = log.log_start_offset();
     let mut bytes = 0u64;
     let mut calls = 0u64;
@@ -279,8 +296,11 @@ async fn read_phase(
     }
     let elapsed = start.elapsed();
     let cpu = cpu.since();
+    let io_workers = io_uring_workers();
     let queue = sampler.map(QueueSampler::stop);
-    let io_after = glommio::executor().io_stats().all_rings().file_reads();
+    let stats = glommio::executor().io_stats();
+    let io_after = stats.all_rings().file_reads();
+    let poll_after = stats.poll_ring.file_reads();
     log.close().await?;
     Ok((
         ReadRun {
@@ -291,11 +311,13 @@ async fn read_phase(
             batches,
             io_reads: io_after.0 - io_before.0,
             io_read_bytes: io_after.1 - io_before.1,
+            io_reads_poll_ring: poll_after.0 - poll_before.0,
             open_secs: open_time.as_secs_f64(),
             cpu_thread_secs: cpu.0,
             cpu_user_secs: cpu.1,
             cpu_sys_secs: cpu.2,
             queue,
+            io_workers,
         },
         next,
     ))

@@ -31,6 +31,10 @@ pub struct Settings {
     pub read_max_bytes: usize,
     /// Registered io_uring memory of our executor.
     pub io_memory_bytes: usize,
+    /// Whether that memory was backed by transparent huge pages (diagnosis).
+    pub io_memory_thp: bool,
+    /// Whether the write phase parked after every append (diagnosis).
+    pub park_each_append: bool,
     /// CPU our executor was pinned to, if any.
     pub cpu: Option<usize>,
     /// Pause after `sync` before each timed phase.
@@ -247,6 +251,13 @@ impl Report {
             k.interval_bytes >> 20,
             k.interval_ms
         );
+        if s.io_memory_thp || s.park_each_append {
+            let _ = writeln!(
+                out,
+                "diagnosis: io_memory on huge pages {}, park after each append {}",
+                s.io_memory_thp, s.park_each_append
+            );
+        }
         let _ = writeln!(out);
         let _ = writeln!(
             out,

@@ -75,6 +75,22 @@ pub fn thread_cpu_secs() -> f64 {
     ts.tv_sec as f64 + ts.tv_nsec as f64 / 1e9
 }
 
+/// Threads of this process that are io_uring workers (`iou-wrk-*`): requests the kernel could
+/// not issue without blocking run on them. Idle workers exit after a few seconds, so counted
+/// right after a phase this shows how many that phase needed.
+pub fn io_uring_workers() -> u64 {
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+        return 0;
+    };
+    tasks
+        .filter_map(Result::ok)
+        .filter(|t| {
+            std::fs::read_to_string(t.path().join("comm"))
+                .is_ok_and(|name| name.starts_with("iou-wrk"))
+        })
+        .count() as u64
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
