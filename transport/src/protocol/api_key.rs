@@ -1,0 +1,151 @@
+//! Api keys: the `u16` in every request header that names the request type, the versions this
+//! build speaks, and the key ranges reserved for APIs still to come.
+//!
+//! Invariants:
+//! - A key, once released, keeps its meaning forever and is never reused or renumbered.
+//! - Every api starts at version 0; a new version is added (never an old one changed) whenever a
+//!   field is added, removed or reinterpreted. [`ApiKey::version_min`]..=[`ApiKey::version_max`]
+//!   is what this build encodes and decodes.
+//! - Keys inside [`RESERVED_API_KEY_RANGES`] are only ever assigned to the purpose written there.
+//!
+//! | key | api | versions |
+//! |---:|---|---|
+//! | 0 | ApiVersions (the handshake) | 0 |
+//! | 1 | Metadata | 0 |
+//! | 2 | Produce | 0 |
+//! | 3 | Fetch | 0 |
+//! | 4 | ListOffsets | 0 |
+//! | 5-9 | reserved: more data-path APIs | |
+//! | 10 | CreateTopics | 0 |
+//! | 11 | DeleteTopics | 0 |
+//! | 12 | DescribeTopics | 0 |
+//! | 13 | ListTopics | 0 |
+//! | 14 | AlterTopicConfigs | 0 |
+//! | 15-19 | reserved: more admin APIs (create partitions, describe cluster, delete records) | |
+//! | 20-29 | reserved: consumer groups (find coordinator, join, sync, heartbeat, leave, describe, list, delete) | |
+//! | 30-34 | reserved: committed offsets (offset commit, offset fetch, offset delete) | |
+//! | 35-44 | reserved: idempotence and transactions (InitProducerId, add partitions to txn, end txn, txn markers, txn offset commit) | |
+//! | 45-999 | unassigned, for future client APIs | |
+//! | 1000-1099 | reserved: broker-to-broker replication (replica fetch, leader-and-ISR, stop replica, offset for leader epoch) | |
+//! | 1100-1199 | reserved: controller (raft vote / append / snapshot, broker registration, heartbeat) | |
+//! | 1200-61439 | unassigned | |
+//! | 61440-65535 | never assigned: private experiments and tests | |
+
+use core::fmt;
+use core::ops::RangeInclusive;
+
+/// A request type. The discriminant is the wire number.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[repr(u16)]
+pub enum ApiKey {
+    /// Handshake: the versions of every api the broker speaks, and its frame limit.
+    ApiVersions = 0,
+    /// Brokers, topics, partitions, leaders and the owning shard's port.
+    Metadata = 1,
+    /// Append record batches to partitions.
+    Produce = 2,
+    /// Read record batches from partitions.
+    Fetch = 3,
+    /// Find offsets by timestamp, or the earliest/latest offset.
+    ListOffsets = 4,
+    /// Create topics.
+    CreateTopics = 10,
+    /// Delete topics.
+    DeleteTopics = 11,
+    /// Topic configs and per-partition offsets.
+    DescribeTopics = 12,
+    /// Topic names with partition counts.
+    ListTopics = 13,
+    /// Change or reset topic configs.
+    AlterTopicConfigs = 14,
+}
+
+/// Key ranges set aside for APIs not implemented yet, with their purpose.
+pub const RESERVED_API_KEY_RANGES: &[(RangeInclusive<u16>, &str)] = &[
+    (5..=9, "more data-path APIs"),
+    (15..=19, "more admin APIs"),
+    (20..=29, "consumer groups"),
+    (30..=34, "committed offsets"),
+    (35..=44, "idempotence and transactions (InitProducerId)"),
+    (1000..=1099, "broker-to-broker replication"),
+    (1100..=1199, "controller"),
+    (
+        0xF000..=0xFFFF,
+        "never assigned: private experiments and tests",
+    ),
+];
+
+impl ApiKey {
+    /// Every api this build implements, in key order.
+    pub const ALL: [ApiKey; 10] = [
+        ApiKey::ApiVersions,
+        ApiKey::Metadata,
+        ApiKey::Produce,
+        ApiKey::Fetch,
+        ApiKey::ListOffsets,
+        ApiKey::CreateTopics,
+        ApiKey::DeleteTopics,
+        ApiKey::DescribeTopics,
+        ApiKey::ListTopics,
+        ApiKey::AlterTopicConfigs,
+    ];
+
+    /// The wire number.
+    pub const fn code(self) -> u16 {
+        self as u16
+    }
+
+    /// The api for a wire number, or `None` if this build does not implement it.
+    pub const fn from_code(code: u16) -> Option<ApiKey> {
+        Some(match code {
+            0 => ApiKey::ApiVersions,
+            1 => ApiKey::Metadata,
+            2 => ApiKey::Produce,
+            3 => ApiKey::Fetch,
+            4 => ApiKey::ListOffsets,
+            10 => ApiKey::CreateTopics,
+            11 => ApiKey::DeleteTopics,
+            12 => ApiKey::DescribeTopics,
+            13 => ApiKey::ListTopics,
+            14 => ApiKey::AlterTopicConfigs,
+            _ => return None,
+        })
+    }
+
+    /// Oldest version this build speaks.
+    pub const fn version_min(self) -> u16 {
+        0
+    }
+
+    /// Newest version this build speaks.
+    pub const fn version_max(self) -> u16 {
+        0
+    }
+
+    /// Whether this build encodes and decodes `version` of the api.
+    pub const fn supports(self, version: u16) -> bool {
+        version >= self.version_min() && version <= self.version_max()
+    }
+
+    /// The api's name, as in this module's table.
+    pub const fn name(self) -> &'static str {
+        match self {
+            ApiKey::ApiVersions => "ApiVersions",
+            ApiKey::Metadata => "Metadata",
+            ApiKey::Produce => "Produce",
+            ApiKey::Fetch => "Fetch",
+            ApiKey::ListOffsets => "ListOffsets",
+            ApiKey::CreateTopics => "CreateTopics",
+            ApiKey::DeleteTopics => "DeleteTopics",
+            ApiKey::DescribeTopics => "DescribeTopics",
+            ApiKey::ListTopics => "ListTopics",
+            ApiKey::AlterTopicConfigs => "AlterTopicConfigs",
+        }
+    }
+}
+
+impl fmt::Display for ApiKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}({})", self.name(), self.code())
+    }
+}
