@@ -1,10 +1,10 @@
 #!/usr/bin/env python3
 """Generate (and optionally cross-check) the RecordBatch v2 golden fixtures in
-engine/tests/fixtures/ with kafka-python, an implementation independent of Quiver's.
+transport/tests/fixtures/ with kafka-python, an implementation independent of Quiver's.
 
-This script owns the fixture files `engine/tests/fixtures/batch_*.bin`; each is one batch exactly
+This script owns the fixture files `transport/tests/fixtures/batch_*.bin`; each is one batch exactly
 as kafka-python's DefaultRecordBatchBuilder (magic 2) writes it. The record sets below are
-mirrored, by construction rule, in engine/tests/batch_golden.rs: change one, change both.
+mirrored, by construction rule, in transport/tests/batch_golden.rs: change one, change both.
 
 Usage:
     pip install kafka-python crc32c python-snappy lz4 zstandard cramjam
@@ -23,13 +23,13 @@ from kafka import codec
 from kafka.record import default_records
 from kafka.record.default_records import DefaultRecordBatch, DefaultRecordBatchBuilder
 
-FIXTURES = os.path.join(os.path.dirname(__file__), "..", "engine", "tests", "fixtures")
+FIXTURES = os.path.join(os.path.dirname(__file__), "..", "transport", "tests", "fixtures")
 BATCH_SIZE_MAX = 1 << 30  # large enough that kafka-python never refuses an append
 
 CODEC_NONE, CODEC_GZIP, CODEC_SNAPPY, CODEC_LZ4, CODEC_ZSTD = 0, 1, 2, 3, 4
 
 
-# ---- record sets (mirrored in engine/tests/batch_golden.rs) -------------------------------------
+# ---- record sets (mirrored in transport/tests/batch_golden.rs) -------------------------------------
 # A record is (offset_delta, timestamp, key, value, [(header_key, header_value)]).
 
 def basic_records():

@@ -8,6 +8,8 @@
 //! Everything here runs on the shard (one glommio executor per core) that owns the data; no
 //! type on the data path is `Send`, and nothing takes a lock.
 
-pub mod batch;
+/// The RecordBatch v2 codec lives in `quiver-transport` (the SDK builds batches without the
+/// engine's glommio); re-exported here because the engine validates and stamps them.
+pub use quiver_transport::batch;
 pub mod log;
 pub mod rt;

@@ -1,4 +1,4 @@
-//! Golden-bytes and robustness tests of `quiver_engine::batch`, the RecordBatch v2 codec.
+//! Golden-bytes and robustness tests of `quiver_transport::batch`, the RecordBatch v2 codec.
 //!
 //! Independent references: a batch composed by hand from Kafka's published format (CRC from
 //! Python's `crc32c` package), and fixtures written by kafka-python's DefaultRecordBatchBuilder
@@ -10,10 +10,10 @@
 //! kafka-python.
 
 use bytes::Bytes;
-use quiver_engine::batch::varint::{
+use quiver_transport::batch::varint::{
     get_varint, get_varlong, put_varint, put_varlong, varint_len, varlong_len, VarintError,
 };
-use quiver_engine::batch::{
+use quiver_transport::batch::{
     compute_crc, peek_batch_len, stamp, BatchBuilder, BatchError, Compression, Record, RecordBatch,
     RecordHeader, BATCH_HEADER_LEN, BATCH_LOG_OVERHEAD, DECOMPRESSED_BYTES_MAX, MAGIC_V2,
 };
