@@ -9,3 +9,4 @@
 
 pub mod batch;
 pub mod protocol;
+pub mod quic;
