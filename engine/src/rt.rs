@@ -91,7 +91,14 @@ pub async fn prepare_executor(data_dir: &Path) -> io::Result<()> {
         .map(|m| m.len() < PROBE_BYTES as u64)
         .unwrap_or(true);
     if needs_write {
-        let tmp = data_dir.join(format!("{PROBE_FILE_NAME}.tmp"));
+        // Shards of one broker prepare the same directory at the same time: each writes its
+        // own temporary file, and the renames (same content) may race harmlessly.
+        static PROBE_WRITES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let unique = PROBE_WRITES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let tmp = data_dir.join(format!(
+            "{PROBE_FILE_NAME}.{}.{unique}.tmp",
+            std::process::id()
+        ));
         std::fs::write(&tmp, [0x51u8; PROBE_BYTES])?;
         std::fs::File::open(&tmp)?.sync_all()?;
         std::fs::rename(&tmp, &probe)?;

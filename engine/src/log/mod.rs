@@ -447,6 +447,11 @@ impl<S: Storage> PartitionLog<S> {
         self.durable_offset
     }
 
+    /// Bytes appended since the last sync (what `FlushPolicy::Interval::bytes` is compared with).
+    pub fn unsynced_bytes(&self) -> u64 {
+        self.unsynced_bytes
+    }
+
     /// Sets the leader epoch stamped into appended batches.
     pub fn set_leader_epoch(&mut self, epoch: i32) {
         self.leader_epoch = epoch;
