@@ -22,13 +22,33 @@ struct Cli {
 /// The top-level command groups.
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Run a broker (one shard per core) until SIGINT or SIGTERM.
+    Broker(cli::broker::BrokerArgs),
+    /// Create, list, describe, alter and delete topics.
+    Topic(cli::client::topic::TopicArgs),
+    /// Write stdin lines to a topic, one record per line.
+    Produce(cli::client::produce::ProduceArgs),
+    /// Print a topic's records, one value per line.
+    Consume(cli::client::consume::ConsumeArgs),
     /// Inspect and check a partition log directory on disk.
     Log(cli::log::LogArgs),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if !matches!(cli.command, Command::Broker(_)) {
+        // Commands that print behave like Unix filters: a closed pipe (`| head`) ends them
+        // quietly instead of as an error. The broker keeps Rust's default (EPIPE as an error).
+        // SAFETY: called before any other thread exists; SIG_DFL is a valid disposition.
+        unsafe {
+            libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+        }
+    }
     let result = match cli.command {
+        Command::Broker(args) => cli::broker::run(args),
+        Command::Topic(args) => cli::client::topic::run(args),
+        Command::Produce(args) => cli::client::produce::run(args),
+        Command::Consume(args) => cli::client::consume::run(args),
         Command::Log(args) => cli::log::run(args),
     };
     match result {

@@ -6,6 +6,8 @@
 //! glommio executor built through `quiver_engine::rt`, which applies the platform work-arounds
 //! (explicit io_memory, the O_DIRECT probe) before the command opens a file.
 
+pub mod broker;
+pub mod client;
 pub mod log;
 
 use std::future::Future;
@@ -19,7 +21,8 @@ use quiver_engine::rt::{prepare_executor, ExecutorConfig};
 /// Registered io_uring memory of a command's executor: one executor, small sequential IO.
 const CLI_IO_MEMORY_BYTES: usize = 2 << 20;
 
-/// Why a command failed. Every variant exits with status 1 (clap's usage errors exit with 2).
+/// Why a command failed. Exits with status 1, or 3 for a broker's fatal error (clap's usage
+/// errors exit with 2).
 #[derive(Debug, thiserror::Error)]
 pub enum CliError {
     /// An argument names something unusable: a missing directory, a file that is not a log.
@@ -41,6 +44,12 @@ pub enum CliError {
         /// The error.
         source: io::Error,
     },
+    /// The broker refused a request or could not be reached.
+    #[error("{0}")]
+    Client(String),
+    /// The broker could not start or a shard failed; the process stops as a whole.
+    #[error("fatal: {0}")]
+    Fatal(String),
     /// `quiver log verify` found the log inconsistent.
     #[error("verify failed: {0}")]
     VerifyFailed(String),
@@ -49,7 +58,10 @@ pub enum CliError {
 impl CliError {
     /// The process exit status for this error.
     pub fn exit_code(&self) -> ExitCode {
-        ExitCode::from(1)
+        match self {
+            CliError::Fatal(_) => ExitCode::from(3),
+            _ => ExitCode::from(1),
+        }
     }
 
     /// Wraps an engine error with what the command was doing.

@@ -6,6 +6,8 @@
 // Each test file uses a different subset of these helpers.
 #![allow(dead_code)]
 
+pub mod broker;
+
 use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

@@ -1,0 +1,199 @@
+//! The broker's settings, merged from three places (highest first): command-line flags,
+//! `QUIVER_*` environment variables (clap reads both), and a TOML file (`--config`). Anything
+//! none of them sets takes the documented default.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use clap::Args;
+use serde::Deserialize;
+
+use quiver_transport::protocol::FRAME_BYTES_MAX_DEFAULT;
+
+use crate::cli::CliError;
+
+/// Default client listen address (shard 0; shard s listens on port + s).
+pub const LISTEN_DEFAULT: &str = "127.0.0.1:9190";
+/// Default data directory.
+pub const DATA_DIR_DEFAULT: &str = "./quiver-data";
+/// Default Prometheus metrics address.
+pub const METRICS_LISTEN_DEFAULT: &str = "127.0.0.1:9191";
+/// Default registered io_uring memory per shard, MiB (ARCHITECTURE §9).
+pub const IO_MEMORY_MIB_DEFAULT: usize = 2;
+
+/// `quiver broker`: run a broker in the foreground until SIGINT or SIGTERM.
+#[derive(Debug, Args)]
+pub struct BrokerArgs {
+    /// TOML file with any of the settings below (keys as the long flags, with `_` for `-`).
+    #[arg(long, env = "QUIVER_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Client address of shard 0; shard s listens on the next ports (UDP). [default: 127.0.0.1:9190]
+    #[arg(long, env = "QUIVER_LISTEN")]
+    pub listen: Option<SocketAddr>,
+    /// Data directory (created if missing). [default: ./quiver-data]
+    #[arg(long, env = "QUIVER_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Shards (pinned executor threads). [default: one per core]
+    #[arg(long, env = "QUIVER_SHARDS")]
+    pub shards: Option<usize>,
+    /// Host name or address that clients are told to connect to. [default: the listen IP]
+    #[arg(long, env = "QUIVER_ADVERTISED_HOST")]
+    pub advertised_host: Option<String>,
+    /// Prometheus metrics address (HTTP, `/metrics`); `off` disables it. [default: 127.0.0.1:9191]
+    #[arg(long, env = "QUIVER_METRICS_LISTEN")]
+    pub metrics_listen: Option<String>,
+    /// PEM certificate chain for TLS. [default: a self-signed one in <data-dir>/tls/]
+    #[arg(long, env = "QUIVER_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key for `--tls-cert`.
+    #[arg(long, env = "QUIVER_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// Partitions of a topic created without a count. [default: 1]
+    #[arg(long, env = "QUIVER_DEFAULT_PARTITIONS")]
+    pub default_partitions: Option<i32>,
+    /// Registered io_uring memory per shard, MiB. [default: 2]
+    #[arg(long, env = "QUIVER_IO_MEMORY_MIB")]
+    pub io_memory_mib: Option<usize>,
+    /// Do not pin shards to cores (e.g. when sharing a machine with other processes).
+    #[arg(long, env = "QUIVER_NO_PIN")]
+    pub no_pin: bool,
+}
+
+/// The same settings as read from a TOML file.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    listen: Option<SocketAddr>,
+    data_dir: Option<PathBuf>,
+    shards: Option<usize>,
+    advertised_host: Option<String>,
+    metrics_listen: Option<String>,
+    tls_cert: Option<PathBuf>,
+    tls_key: Option<PathBuf>,
+    default_partitions: Option<i32>,
+    io_memory_mib: Option<usize>,
+    no_pin: Option<bool>,
+}
+
+/// Settings after merging, every one decided.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub listen: SocketAddr,
+    pub data_dir: PathBuf,
+    pub shards: usize,
+    pub advertised_host: String,
+    pub metrics_listen: Option<SocketAddr>,
+    pub tls: Option<(PathBuf, PathBuf)>,
+    pub default_partitions: i32,
+    pub io_memory_bytes: usize,
+    pub pin: bool,
+    pub frame_bytes_max: u32,
+}
+
+impl BrokerArgs {
+    /// Merges flags/environment over the config file over defaults, and checks the result.
+    pub fn settings(&self) -> Result<Settings, CliError> {
+        let file = match &self.config {
+            Some(path) => read_config(path)?,
+            None => FileConfig::default(),
+        };
+        let listen = self
+            .listen
+            .or(file.listen)
+            .unwrap_or_else(|| LISTEN_DEFAULT.parse().expect("default address parses"));
+        let cores = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1);
+        let shards = self.shards.or(file.shards).unwrap_or(cores);
+        if shards == 0 || shards > 256 {
+            return Err(CliError::BadInput(format!(
+                "--shards must be between 1 and 256, not {shards}"
+            )));
+        }
+        if usize::from(listen.port()) + shards > usize::from(u16::MAX) + 1 || listen.port() == 0 {
+            return Err(CliError::BadInput(format!(
+                "--listen port {} cannot hold {shards} shard ports (port + shard)",
+                listen.port()
+            )));
+        }
+        let metrics = self
+            .metrics_listen
+            .clone()
+            .or(file.metrics_listen)
+            .unwrap_or_else(|| METRICS_LISTEN_DEFAULT.into());
+        let metrics_listen =
+            if metrics == "off" {
+                None
+            } else {
+                Some(metrics.parse().map_err(|e| {
+                    CliError::BadInput(format!("--metrics-listen {metrics:?}: {e}"))
+                })?)
+            };
+        let tls = match (
+            self.tls_cert.clone().or(file.tls_cert),
+            self.tls_key.clone().or(file.tls_key),
+        ) {
+            (Some(cert), Some(key)) => Some((cert, key)),
+            (None, None) => None,
+            _ => {
+                return Err(CliError::BadInput(
+                    "--tls-cert and --tls-key go together".into(),
+                ))
+            }
+        };
+        let default_partitions = self
+            .default_partitions
+            .or(file.default_partitions)
+            .unwrap_or(1);
+        if default_partitions < 1 {
+            return Err(CliError::BadInput(
+                "--default-partitions must be at least 1".into(),
+            ));
+        }
+        let io_memory_mib = self
+            .io_memory_mib
+            .or(file.io_memory_mib)
+            .unwrap_or(IO_MEMORY_MIB_DEFAULT);
+        if !(1..=1024).contains(&io_memory_mib) {
+            return Err(CliError::BadInput(
+                "--io-memory-mib must be between 1 and 1024".into(),
+            ));
+        }
+        Ok(Settings {
+            listen,
+            data_dir: self
+                .data_dir
+                .clone()
+                .or(file.data_dir)
+                .unwrap_or_else(|| DATA_DIR_DEFAULT.into()),
+            shards,
+            advertised_host: self
+                .advertised_host
+                .clone()
+                .or(file.advertised_host)
+                .map(Ok)
+                .unwrap_or_else(|| {
+                    if listen.ip().is_unspecified() {
+                        Err(CliError::BadInput(format!(
+                            "--listen {listen} is a wildcard address: give --advertised-host, the \
+                             name or address clients should connect to"
+                        )))
+                    } else {
+                        Ok(listen.ip().to_string())
+                    }
+                })?,
+            metrics_listen,
+            tls,
+            default_partitions,
+            io_memory_bytes: io_memory_mib << 20,
+            pin: !(self.no_pin || file.no_pin.unwrap_or(false)),
+            frame_bytes_max: FRAME_BYTES_MAX_DEFAULT,
+        })
+    }
+}
+
+fn read_config(path: &Path) -> Result<FileConfig, CliError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| CliError::io(format!("reading {}", path.display()), e))?;
+    toml::from_str(&text).map_err(|e| CliError::BadInput(format!("{}: {e}", path.display())))
+}
