@@ -82,6 +82,10 @@ pub struct ShardMetrics {
     pub uptime_seconds: f64,
     /// Calls sent to other shards.
     pub cross_shard_calls_total: u64,
+    /// Client connections open now (filled in by the network shell, which owns them).
+    pub connections_open: u64,
+    /// Client connections accepted since start (filled in by the network shell).
+    pub connections_total: u64,
 }
 
 /// Api slots: every implemented api, then one for requests whose api is unknown.
@@ -231,6 +235,8 @@ impl ShardStats {
             busy_seconds_total: self.busy_total.as_secs_f64(),
             uptime_seconds: now.duration_since(self.started).as_secs_f64(),
             cross_shard_calls_total: self.cross_shard_calls,
+            connections_open: 0,
+            connections_total: 0,
         }
     }
 }
@@ -379,6 +385,32 @@ pub fn render_prometheus(shards: &[ShardMetrics]) -> String {
             out,
             "quiver_shard_busy_seconds_total{{shard=\"{}\"}} {:.6}",
             s.shard, s.busy_seconds_total
+        );
+    }
+    header(
+        &mut out,
+        "quiver_shard_connections",
+        "gauge",
+        "Client connections open on the shard's endpoint.",
+    );
+    for s in shards {
+        let _ = writeln!(
+            out,
+            "quiver_shard_connections{{shard=\"{}\"}} {}",
+            s.shard, s.connections_open
+        );
+    }
+    header(
+        &mut out,
+        "quiver_shard_connections_accepted_total",
+        "counter",
+        "Client connections the shard's endpoint accepted.",
+    );
+    for s in shards {
+        let _ = writeln!(
+            out,
+            "quiver_shard_connections_accepted_total{{shard=\"{}\"}} {}",
+            s.shard, s.connections_total
         );
     }
     header(

@@ -59,7 +59,12 @@ struct Options {
 
 fn main() {
     let o = Options::parse();
-    let tmp = tempfile::tempdir_in(".").expect("temporary dir");
+    let parent = if std::path::Path::new("target").is_dir() {
+        "target"
+    } else {
+        "."
+    };
+    let tmp = tempfile::tempdir_in(parent).expect("temporary dir");
     let data = o.dir.clone().unwrap_or_else(|| tmp.path().join("data"));
     let mut broker = Command::new(&o.quiver)
         .args(["broker", "--listen", &format!("127.0.0.1:{}", o.port)])

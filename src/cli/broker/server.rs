@@ -12,6 +12,7 @@
 //! fails to start or hits a fatal storage error raises the same flag with an error, so the whole
 //! process exits with status 3 (`CliError::Fatal`) instead of leaving half the shards alive.
 
+use std::cell::Cell;
 use std::net::SocketAddr;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -149,13 +150,17 @@ async fn run_shard(run: ShardRun) -> Result<(), String> {
     };
     let _ = events.send(ShardEvent::Ready);
 
+    let connections = Rc::new(Connections::default());
     let accept = {
         let endpoint = endpoint.clone();
         let broker = broker.clone();
+        let connections = connections.clone();
         glommio::spawn_local(async move {
             while let Some(incoming) = endpoint.accept().await {
                 let broker = broker.clone();
-                glommio::spawn_local(serve_connection(incoming, broker, frame_bytes_max)).detach();
+                let guard = ConnectionGuard::new(&connections);
+                glommio::spawn_local(serve_connection(incoming, broker, frame_bytes_max, guard))
+                    .detach();
             }
         })
         .detach()
@@ -163,9 +168,10 @@ async fn run_shard(run: ShardRun) -> Result<(), String> {
     let metrics = {
         let broker = broker.clone();
         let shared = shared.clone();
+        let connections = connections.clone();
         glommio::spawn_local(async move {
             loop {
-                publish_metrics(&shared, shard, &broker);
+                publish_metrics(&shared, shard, &broker, &connections);
                 glommio::timer::sleep(METRICS_PUBLISH).await;
             }
         })
@@ -195,12 +201,38 @@ async fn run_shard(run: ShardRun) -> Result<(), String> {
     accept.cancel();
     metrics.cancel();
     broker.shutdown().await;
-    publish_metrics(&shared, shard, &broker);
+    publish_metrics(&shared, shard, &broker, &connections);
     Ok(())
 }
 
-fn publish_metrics(shared: &Shared, shard: usize, broker: &ShardBroker) {
-    let snapshot = broker.metrics();
+/// Connection counts of one shard's endpoint (shard-local, so plain cells).
+#[derive(Default)]
+struct Connections {
+    open: Cell<u64>,
+    total: Cell<u64>,
+}
+
+/// Counts a connection as open for as long as it lives.
+struct ConnectionGuard(Rc<Connections>);
+
+impl ConnectionGuard {
+    fn new(connections: &Rc<Connections>) -> Self {
+        connections.open.set(connections.open.get() + 1);
+        connections.total.set(connections.total.get() + 1);
+        ConnectionGuard(connections.clone())
+    }
+}
+
+impl Drop for ConnectionGuard {
+    fn drop(&mut self) {
+        self.0.open.set(self.0.open.get() - 1);
+    }
+}
+
+fn publish_metrics(shared: &Shared, shard: usize, broker: &ShardBroker, connections: &Connections) {
+    let mut snapshot = broker.metrics();
+    snapshot.connections_open = connections.open.get();
+    snapshot.connections_total = connections.total.get();
     if let Ok(mut slots) = shared.metrics.lock() {
         if let Some(slot) = slots.get_mut(shard) {
             *slot = Some(snapshot);
@@ -212,6 +244,7 @@ async fn serve_connection(
     incoming: quinn::Incoming,
     broker: Rc<ShardBroker>,
     frame_bytes_max: u32,
+    _open: ConnectionGuard,
 ) {
     let connection = match incoming.await {
         Ok(connection) => connection,
