@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use clap::Args;
 use quiver_transport::batch::Compression;
-use quiver_transport::client::{Producer, ProducerConfig, ProducerRecord};
+use quiver_transport::client::{Admin, Producer, ProducerConfig, ProducerRecord};
 use quiver_transport::protocol::Acks;
 use tokio::io::AsyncBufReadExt;
 
@@ -70,6 +70,24 @@ pub fn run(args: ProduceArgs) -> Result<(), CliError> {
             batch_size: args.batch_size,
             ..ProducerConfig::default()
         };
+        // Fail fast on a topic that does not exist (the producer itself would wait up to its
+        // `max_block` for the topic to appear, as Kafka's does).
+        let admin = Admin::connect(config.clone())
+            .await
+            .map_err(client_error("connecting"))?;
+        let topic = admin
+            .describe_topic(&args.topic)
+            .await
+            .map_err(client_error(format!("topic {}", args.topic)))?;
+        if let Some(p) = args.partition {
+            if p < 0 || p as usize >= topic.partitions.len() {
+                return Err(CliError::BadInput(format!(
+                    "topic {} has partitions 0..{}, not {p}",
+                    args.topic,
+                    topic.partitions.len()
+                )));
+            }
+        }
         let producer = Producer::connect(config, producer_config)
             .await
             .map_err(client_error("connecting"))?;
