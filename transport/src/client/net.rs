@@ -669,8 +669,15 @@ impl Client {
         } else {
             SocketAddr::from(([0u16; 8], 0))
         };
-        let mut endpoint = quinn::Endpoint::client(bind)
-            .map_err(|e| ClientError::Config(format!("binding a UDP socket on {bind}: {e}")))?;
+        let bind_error =
+            |e: std::io::Error| ClientError::Config(format!("binding a UDP socket on {bind}: {e}"));
+        let (socket, _buffers) =
+            crate::quic::socket::bind_socket(bind, crate::quic::socket::SOCKET_BUFFER_BYTES)
+                .map_err(bind_error)?;
+        let runtime: std::sync::Arc<dyn quinn::Runtime> = std::sync::Arc::new(quinn::TokioRuntime);
+        let mut endpoint =
+            quinn::Endpoint::new(quinn::EndpointConfig::default(), None, socket, runtime)
+                .map_err(bind_error)?;
         endpoint.set_default_client_config(self.inner.quinn_config.clone());
         *slot = Some(endpoint.clone());
         Ok(endpoint)

@@ -36,13 +36,14 @@
 //! 4. [`AsyncUdpSocket::poll_recv`] never loops unboundedly: at most
 //!    [`RECV_ATTEMPTS_MAX`] `recvmmsg` calls per poll, then it yields to the executor.
 
+pub use super::socket::{bind_socket, SocketBuffers, SOCKET_BUFFER_BYTES};
 use std::cell::RefCell;
 use std::fmt;
 use std::future::Future;
 use std::io::{self, IoSliceMut};
 use std::mem::ManuallyDrop;
 use std::net::{SocketAddr, UdpSocket};
-use std::os::fd::{AsFd, AsRawFd, FromRawFd, IntoRawFd, RawFd};
+use std::os::fd::{AsFd, FromRawFd, IntoRawFd};
 use std::pin::Pin;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -55,10 +56,6 @@ use glommio::timer::Timer;
 use glommio::TaskQueueHandle;
 use quinn::udp::{RecvMeta, Transmit, UdpSocketState};
 use quinn::{AsyncTimer, AsyncUdpSocket, Runtime, UdpPoller};
-
-/// Send and receive buffer size asked of the kernel for every endpoint socket (ARCHITECTURE §10:
-/// below this, loopback QUIC drops packets at full rate).
-pub const SOCKET_BUFFER_BYTES: usize = 4 << 20;
 
 /// How long a sender waits after `EWOULDBLOCK` before quinn tries the socket again. Short: the
 /// send buffer drains at link speed; long enough that a full buffer does not spin the shard.
@@ -124,46 +121,6 @@ impl Default for GlommioRuntime {
     fn default() -> Self {
         GlommioRuntime::new()
     }
-}
-
-/// The buffer sizes the kernel granted a socket, as `getsockopt` reports them. Linux reports
-/// twice what was set (the second half is its allowance for bookkeeping), so a socket that got
-/// the full [`SOCKET_BUFFER_BYTES`] reports `2 * SOCKET_BUFFER_BYTES`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct SocketBuffers {
-    /// `SO_SNDBUF`, bytes.
-    pub send_bytes: usize,
-    /// `SO_RCVBUF`, bytes.
-    pub recv_bytes: usize,
-}
-
-impl SocketBuffers {
-    /// Whether the kernel granted less than `wanted_bytes` in either direction (for example
-    /// capped by `net.core.rmem_max` in a process without `CAP_NET_ADMIN`).
-    pub fn capped(&self, wanted_bytes: usize) -> bool {
-        self.send_bytes < wanted_bytes || self.recv_bytes < wanted_bytes
-    }
-}
-
-/// Binds a UDP socket at `addr` and asks for `buffer_bytes` of send and receive buffer, with
-/// `SO_{SND,RCV}BUFFORCE` first (beyond `{w,r}mem_max`, allowed with `CAP_NET_ADMIN`), then the
-/// plain options. Returns the socket and what the kernel granted; check
-/// [`SocketBuffers::capped`] and say so in the logs.
-pub fn bind_socket(
-    addr: SocketAddr,
-    buffer_bytes: usize,
-) -> io::Result<(UdpSocket, SocketBuffers)> {
-    let socket = UdpSocket::bind(addr)?;
-    let fd = socket.as_raw_fd();
-    let send_bytes = set_buffer(fd, libc::SO_SNDBUFFORCE, libc::SO_SNDBUF, buffer_bytes)?;
-    let recv_bytes = set_buffer(fd, libc::SO_RCVBUFFORCE, libc::SO_RCVBUF, buffer_bytes)?;
-    Ok((
-        socket,
-        SocketBuffers {
-            send_bytes,
-            recv_bytes,
-        },
-    ))
 }
 
 /// A quinn endpoint on `socket`, driven by a new [`GlommioRuntime`] on the calling executor.
@@ -494,59 +451,6 @@ impl<T: fmt::Debug> fmt::Debug for ThreadBound<T> {
                 .field("owner", &self.owner)
                 .finish_non_exhaustive()
         }
-    }
-}
-
-// ---------------------------------------------------------------------------------------------
-// Socket options.
-
-/// Sets one socket buffer to `bytes` with `force_option` (needs `CAP_NET_ADMIN`), falling back to
-/// `option`, and returns the size `getsockopt(option)` reports.
-fn set_buffer(
-    fd: RawFd,
-    force_option: libc::c_int,
-    option: libc::c_int,
-    bytes: usize,
-) -> io::Result<usize> {
-    let value = libc::c_int::try_from(bytes).unwrap_or(libc::c_int::MAX);
-    if setsockopt_int(fd, force_option, value).is_err() {
-        setsockopt_int(fd, option, value)?;
-    }
-    let mut granted: libc::c_int = 0;
-    let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
-    // SAFETY: `fd` is an open socket borrowed for the call; `granted` and `len` are valid for
-    // writes of the sizes passed.
-    let rc = unsafe {
-        libc::getsockopt(
-            fd,
-            libc::SOL_SOCKET,
-            option,
-            (&mut granted as *mut libc::c_int).cast(),
-            &mut len,
-        )
-    };
-    if rc != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(usize::try_from(granted).unwrap_or(0))
-}
-
-fn setsockopt_int(fd: RawFd, option: libc::c_int, value: libc::c_int) -> io::Result<()> {
-    // SAFETY: `fd` is an open socket borrowed for the call; `value` outlives it and its size is
-    // passed.
-    let rc = unsafe {
-        libc::setsockopt(
-            fd,
-            libc::SOL_SOCKET,
-            option,
-            (&value as *const libc::c_int).cast(),
-            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-        )
-    };
-    if rc == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::last_os_error())
     }
 }
 

@@ -12,6 +12,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+pub mod socket;
 pub mod stream;
 pub mod tls;
 
