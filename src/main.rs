@@ -32,6 +32,8 @@ enum Command {
     Consume(cli::client::consume::ConsumeArgs),
     /// Inspect and check a partition log directory on disk.
     Log(cli::log::LogArgs),
+    /// Load-test a broker: workloads, latency percentiles, JSON reports, plots, comparisons.
+    Bench(cli::bench::BenchArgs),
 }
 
 fn main() -> ExitCode {
@@ -50,6 +52,7 @@ fn main() -> ExitCode {
         Command::Produce(args) => cli::client::produce::run(args),
         Command::Consume(args) => cli::client::consume::run(args),
         Command::Log(args) => cli::log::run(args),
+        Command::Bench(args) => cli::bench::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
