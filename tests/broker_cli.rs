@@ -4,35 +4,13 @@
 
 mod common;
 
-use std::io::Write;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 
 use common::broker::BrokerProcess;
 use common::quiver_bin;
 
 fn cli(broker: &BrokerProcess, args: &[&str], stdin: Option<&str>) -> Output {
-    let mut child = Command::new(quiver_bin())
-        .args(args)
-        .env("QUIVER_BOOTSTRAP", broker.bootstrap())
-        .env("QUIVER_TLS_CA", broker.ca())
-        .stdin(if stdin.is_some() {
-            Stdio::piped()
-        } else {
-            Stdio::null()
-        })
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("quiver runs");
-    if let Some(input) = stdin {
-        child
-            .stdin
-            .take()
-            .expect("piped")
-            .write_all(input.as_bytes())
-            .expect("stdin");
-    }
-    child.wait_with_output().expect("quiver finishes")
+    broker.cli(args, stdin.map(str::as_bytes))
 }
 
 fn ok(out: &Output) -> String {

@@ -6,13 +6,10 @@
 mod common;
 
 use std::collections::{BTreeMap, HashMap};
-use std::io::Write;
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use common::broker::BrokerProcess;
-use common::quiver_bin;
 use quiver_transport::client::{
     partition_for_key, Admin, ClientConfig, Consumer, ConsumerConfig, NewTopic, Producer,
     ProducerConfig, ProducerRecord, TopicPartition,
@@ -139,26 +136,7 @@ fn value_set(seen: &[Seen]) -> BTreeMap<Bytes, (i32, i64)> {
 }
 
 fn cli(broker: &BrokerProcess, args: &[&str], stdin: Option<&[u8]>) -> std::process::Output {
-    let mut child = Command::new(quiver_bin())
-        .args(args)
-        .arg("--bootstrap")
-        .arg(broker.bootstrap())
-        .arg("--tls-ca")
-        .arg(broker.ca())
-        .stdin(if stdin.is_some() {
-            Stdio::piped()
-        } else {
-            Stdio::null()
-        })
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("quiver runs");
-    if let Some(input) = stdin {
-        let mut pipe = child.stdin.take().expect("stdin piped");
-        pipe.write_all(input).expect("write stdin");
-    }
-    child.wait_with_output().expect("quiver finishes")
+    broker.cli(args, stdin)
 }
 
 #[test]

@@ -139,6 +139,30 @@ impl BrokerProcess {
         self.child.as_ref().expect("running").id()
     }
 
+    /// Runs `quiver <args>` as a client of this broker (bootstrap and CA through
+    /// `QUIVER_BOOTSTRAP` / `QUIVER_TLS_CA`), feeding it `stdin`, and returns its output.
+    pub fn cli(&self, args: &[&str], stdin: Option<&[u8]>) -> std::process::Output {
+        use std::io::Write;
+        let mut child = Command::new(quiver_bin())
+            .args(args)
+            .env("QUIVER_BOOTSTRAP", self.bootstrap())
+            .env("QUIVER_TLS_CA", self.ca())
+            .stdin(if stdin.is_some() {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            })
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("quiver runs");
+        if let Some(input) = stdin {
+            let mut pipe = child.stdin.take().expect("stdin is piped");
+            pipe.write_all(input).expect("write stdin");
+        }
+        child.wait_with_output().expect("quiver finishes")
+    }
+
     /// SIGTERM, then waits for the exit status.
     pub fn stop(mut self) -> ExitStatus {
         let mut child = self.child.take().expect("running");

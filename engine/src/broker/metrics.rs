@@ -348,96 +348,56 @@ pub fn render_prometheus(shards: &[ShardMetrics]) -> String {
             );
         }
     }
-    header(
-        &mut out,
-        "quiver_shard_open_partitions",
-        "gauge",
-        "Partitions open on the shard.",
-    );
-    for s in shards {
-        let _ = writeln!(
-            out,
-            "quiver_shard_open_partitions{{shard=\"{}\"}} {}",
-            s.shard, s.open_partitions
-        );
-    }
-    header(
-        &mut out,
-        "quiver_shard_busy_ratio",
-        "gauge",
-        "Fraction of wall time the shard's executor ran tasks, since the previous sample.",
-    );
-    for s in shards {
-        let _ = writeln!(
-            out,
-            "quiver_shard_busy_ratio{{shard=\"{}\"}} {:.6}",
-            s.shard, s.busy_ratio
-        );
-    }
-    header(
-        &mut out,
-        "quiver_shard_busy_seconds_total",
-        "counter",
-        "Seconds the shard's executor ran tasks.",
-    );
-    for s in shards {
-        let _ = writeln!(
-            out,
-            "quiver_shard_busy_seconds_total{{shard=\"{}\"}} {:.6}",
-            s.shard, s.busy_seconds_total
-        );
-    }
-    header(
-        &mut out,
-        "quiver_shard_connections",
-        "gauge",
-        "Client connections open on the shard's endpoint.",
-    );
-    for s in shards {
-        let _ = writeln!(
-            out,
-            "quiver_shard_connections{{shard=\"{}\"}} {}",
-            s.shard, s.connections_open
-        );
-    }
-    header(
-        &mut out,
-        "quiver_shard_connections_accepted_total",
-        "counter",
-        "Client connections the shard's endpoint accepted.",
-    );
-    for s in shards {
-        let _ = writeln!(
-            out,
-            "quiver_shard_connections_accepted_total{{shard=\"{}\"}} {}",
-            s.shard, s.connections_total
-        );
-    }
-    header(
-        &mut out,
-        "quiver_shard_uptime_seconds",
-        "gauge",
-        "Seconds since the shard started.",
-    );
-    for s in shards {
-        let _ = writeln!(
-            out,
-            "quiver_shard_uptime_seconds{{shard=\"{}\"}} {:.3}",
-            s.shard, s.uptime_seconds
-        );
-    }
-    header(
-        &mut out,
-        "quiver_shard_cross_shard_calls_total",
-        "counter",
-        "Calls forwarded to other shards.",
-    );
-    for s in shards {
-        let _ = writeln!(
-            out,
-            "quiver_shard_cross_shard_calls_total{{shard=\"{}\"}} {}",
-            s.shard, s.cross_shard_calls_total
-        );
+    type ShardField = fn(&ShardMetrics) -> String;
+    let shard_series: [(&str, &str, &str, ShardField); 7] = [
+        (
+            "quiver_shard_open_partitions",
+            "gauge",
+            "Partitions open on the shard.",
+            |s| s.open_partitions.to_string(),
+        ),
+        (
+            "quiver_shard_busy_ratio",
+            "gauge",
+            "Fraction of wall time the shard's executor ran tasks, since the previous sample.",
+            |s| format!("{:.6}", s.busy_ratio),
+        ),
+        (
+            "quiver_shard_busy_seconds_total",
+            "counter",
+            "Seconds the shard's executor ran tasks.",
+            |s| format!("{:.6}", s.busy_seconds_total),
+        ),
+        (
+            "quiver_shard_connections",
+            "gauge",
+            "Client connections open on the shard's endpoint.",
+            |s| s.connections_open.to_string(),
+        ),
+        (
+            "quiver_shard_connections_accepted_total",
+            "counter",
+            "Client connections the shard's endpoint accepted.",
+            |s| s.connections_total.to_string(),
+        ),
+        (
+            "quiver_shard_uptime_seconds",
+            "gauge",
+            "Seconds since the shard started.",
+            |s| format!("{:.3}", s.uptime_seconds),
+        ),
+        (
+            "quiver_shard_cross_shard_calls_total",
+            "counter",
+            "Calls forwarded to other shards.",
+            |s| s.cross_shard_calls_total.to_string(),
+        ),
+    ];
+    for (name, kind, help, field) in shard_series {
+        header(&mut out, name, kind, help);
+        for s in shards {
+            let _ = writeln!(out, "{name}{{shard=\"{}\"}} {}", s.shard, field(s));
+        }
     }
     header(
         &mut out,

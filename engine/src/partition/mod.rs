@@ -19,7 +19,7 @@ use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
 use bytes::{Bytes, BytesMut};
-use glommio::sync::RwLock;
+use glommio::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use crate::log::{
     CompactionOutcome, DmaStorage, FlushPolicy, LogConfig, LogError, LogRead, PartitionLog,
@@ -110,6 +110,66 @@ pub struct Partition {
     durable_changed: Notify,
     records_in: Cell<u64>,
     bytes_in: Cell<u64>,
+}
+
+/// Exclusive access to an open partition's log (from [`Partition::write_log`]).
+struct OpenLogWrite<'a>(RwLockWriteGuard<'a, Option<PartitionLog<DmaStorage>>>);
+
+impl std::ops::Deref for OpenLogWrite<'_> {
+    type Target = PartitionLog<DmaStorage>;
+    fn deref(&self) -> &Self::Target {
+        self.0
+            .as_ref()
+            .expect("checked open when the guard was taken")
+    }
+}
+
+impl std::ops::DerefMut for OpenLogWrite<'_> {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        self.0
+            .as_mut()
+            .expect("checked open when the guard was taken")
+    }
+}
+
+/// Shared access to an open partition's log (from [`Partition::read_log`]).
+struct OpenLogRead<'a>(RwLockReadGuard<'a, Option<PartitionLog<DmaStorage>>>);
+
+impl std::ops::Deref for OpenLogRead<'_> {
+    type Target = PartitionLog<DmaStorage>;
+    fn deref(&self) -> &Self::Target {
+        self.0
+            .as_ref()
+            .expect("checked open when the guard was taken")
+    }
+}
+
+impl Partition {
+    /// Waits for exclusive access to the log; `Closed` once the partition was closed.
+    async fn write_log(&self) -> Result<OpenLogWrite<'_>, PartitionError> {
+        let guard = self
+            .log
+            .write()
+            .await
+            .map_err(|_| PartitionError::Closed(self.name()))?;
+        if guard.is_none() {
+            return Err(PartitionError::Closed(self.name()));
+        }
+        Ok(OpenLogWrite(guard))
+    }
+
+    /// Waits for shared access to the log; `Closed` once the partition was closed.
+    async fn read_log(&self) -> Result<OpenLogRead<'_>, PartitionError> {
+        let guard = self
+            .log
+            .read()
+            .await
+            .map_err(|_| PartitionError::Closed(self.name()))?;
+        if guard.is_none() {
+            return Err(PartitionError::Closed(self.name()));
+        }
+        Ok(OpenLogRead(guard))
+    }
 }
 
 impl Partition {
@@ -273,14 +333,8 @@ impl Partition {
         batches: Vec<Bytes>,
         now_ms: i64,
     ) -> Result<AppendOutcome, PartitionError> {
-        let mut guard = self
-            .log
-            .write()
-            .await
-            .map_err(|_| PartitionError::Closed(self.name()))?;
-        let log = guard
-            .as_mut()
-            .ok_or_else(|| PartitionError::Closed(self.name()))?;
+        let mut guard = self.write_log().await?;
+        let log = &mut *guard;
         self.check_failed()?;
         let mut base_offset = None;
         let mut result = Ok(());
@@ -317,14 +371,8 @@ impl Partition {
 
     /// Reads whole batches from `offset`, up to about `max_bytes` (at least one batch if any).
     pub async fn read(&self, offset: i64, max_bytes: usize) -> Result<ReadOutcome, PartitionError> {
-        let guard = self
-            .log
-            .read()
-            .await
-            .map_err(|_| PartitionError::Closed(self.name()))?;
-        let log = guard
-            .as_ref()
-            .ok_or_else(|| PartitionError::Closed(self.name()))?;
+        let guard = self.read_log().await?;
+        let log = &*guard;
         let LogRead { batches, .. } = log.read(offset, max_bytes).await?;
         Ok(ReadOutcome {
             batches,
@@ -394,14 +442,8 @@ impl Partition {
     }
 
     async fn sync_now(&self) -> Result<(), PartitionError> {
-        let mut guard = self
-            .log
-            .write()
-            .await
-            .map_err(|_| PartitionError::Closed(self.name()))?;
-        let log = guard
-            .as_mut()
-            .ok_or_else(|| PartitionError::Closed(self.name()))?;
+        let mut guard = self.write_log().await?;
+        let log = &mut *guard;
         if log.durable_offset() == log.next_offset() {
             return Ok(());
         }
@@ -418,14 +460,8 @@ impl Partition {
     pub async fn flush_if_due(self: &Rc<Self>, now_ms: i64) -> Result<bool, PartitionError> {
         let this = Rc::clone(self);
         glommio::spawn_local(async move {
-            let mut guard = this
-                .log
-                .write()
-                .await
-                .map_err(|_| PartitionError::Closed(this.name()))?;
-            let log = guard
-                .as_mut()
-                .ok_or_else(|| PartitionError::Closed(this.name()))?;
+            let mut guard = this.write_log().await?;
+            let log = &mut *guard;
             // The log applies both limits of `interval` (time and unsynced bytes) itself.
             let result = log.flush_if_due(now_ms).await;
             if let Err(e) = &result {
@@ -451,14 +487,8 @@ impl Partition {
     ) -> Result<Option<(i64, i64)>, PartitionError> {
         let this = Rc::clone(self);
         glommio::spawn_local(async move {
-            let mut guard = this
-                .log
-                .write()
-                .await
-                .map_err(|_| PartitionError::Closed(this.name()))?;
-            let log = guard
-                .as_mut()
-                .ok_or_else(|| PartitionError::Closed(this.name()))?;
+            let mut guard = this.write_log().await?;
+            let log = &mut *guard;
             Ok(log.offset_for_timestamp(timestamp_ms).await?)
         })
         .detach()
@@ -470,14 +500,8 @@ impl Partition {
     pub async fn set_config(self: &Rc<Self>, config: LogConfig) -> Result<(), PartitionError> {
         let this = Rc::clone(self);
         glommio::spawn_local(async move {
-            let mut guard = this
-                .log
-                .write()
-                .await
-                .map_err(|_| PartitionError::Closed(this.name()))?;
-            let log = guard
-                .as_mut()
-                .ok_or_else(|| PartitionError::Closed(this.name()))?;
+            let mut guard = this.write_log().await?;
+            let log = &mut *guard;
             let flush = config.flush;
             log.set_config(config)?;
             this.flush.set(flush);
@@ -497,14 +521,8 @@ impl Partition {
     ) -> Result<(RetentionOutcome, CompactionOutcome), PartitionError> {
         let this = Rc::clone(self);
         glommio::spawn_local(async move {
-            let mut guard = this
-                .log
-                .write()
-                .await
-                .map_err(|_| PartitionError::Closed(this.name()))?;
-            let log = guard
-                .as_mut()
-                .ok_or_else(|| PartitionError::Closed(this.name()))?;
+            let mut guard = this.write_log().await?;
+            let log = &mut *guard;
             let retention = log.enforce_retention(now_ms).await;
             let compaction = match retention {
                 Ok(_) => log.compact(now_ms).await,
