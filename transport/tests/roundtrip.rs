@@ -87,6 +87,34 @@ fn every_type_round_trips() {
         AlterTopicConfigsRequest,
         AlterableTopic,
         AlterTopicConfigsResponse,
+        FindCoordinatorRequest,
+        FindCoordinatorResponse,
+        GroupTopicPartitions,
+        ConsumerGroupHeartbeatRequest,
+        ConsumerGroupHeartbeatResponse,
+        ListGroupsRequest,
+        ListGroupsResponse,
+        ListedGroup,
+        DescribeGroupsRequest,
+        DescribeGroupsResponse,
+        DescribedGroup,
+        DescribedMember,
+        DeleteGroupsRequest,
+        DeleteGroupsResponse,
+        GroupResult,
+        OffsetCommitRequest,
+        OffsetCommitTopic,
+        OffsetCommitPartition,
+        OffsetCommitResponse,
+        OffsetCommitTopicResponse,
+        OffsetCommitPartitionResponse,
+        OffsetFetchRequest,
+        OffsetFetchTopic,
+        OffsetFetchResponse,
+        OffsetFetchTopicResponse,
+        OffsetFetchPartitionResponse,
+        InitProducerIdRequest,
+        InitProducerIdResponse,
         Acks,
         ProduceRequest,
         ProduceTopic,
@@ -110,7 +138,7 @@ fn every_type_round_trips() {
         ListOffsetsTopicResponse,
         ListOffsetsPartitionResponse,
     );
-    assert_eq!(checked, 49);
+    assert_eq!(checked, 77);
 }
 
 #[test]

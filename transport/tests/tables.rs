@@ -38,6 +38,20 @@ const ERROR_CODES: &[(i16, &str, bool)] = &[
     (30, "UnknownLeaderEpoch", true),
     (31, "InvalidTimestamp", false),
     (32, "UnsupportedCompressionType", false),
+    (33, "CoordinatorNotAvailable", true),
+    (34, "NotCoordinator", true),
+    (35, "CoordinatorLoadInProgress", true),
+    (36, "InvalidGroupId", false),
+    (37, "UnknownMemberId", false),
+    (38, "FencedMemberEpoch", false),
+    (39, "StaleMemberEpoch", false),
+    (40, "InvalidSessionTimeout", false),
+    (41, "UnsupportedAssignor", false),
+    (42, "InconsistentAssignor", false),
+    (43, "GroupMaxSizeReached", false),
+    (44, "NonEmptyGroup", false),
+    (45, "GroupIdNotFound", false),
+    (46, "OffsetMetadataTooLarge", false),
 ];
 
 /// (key, name) for every api ever released. Append only.
@@ -52,6 +66,14 @@ const API_KEYS: &[(u16, &str)] = &[
     (12, "DescribeTopics"),
     (13, "ListTopics"),
     (14, "AlterTopicConfigs"),
+    (20, "FindCoordinator"),
+    (21, "ConsumerGroupHeartbeat"),
+    (22, "ListGroups"),
+    (23, "DescribeGroups"),
+    (24, "DeleteGroups"),
+    (30, "OffsetCommit"),
+    (31, "OffsetFetch"),
+    (35, "InitProducerId"),
 ];
 
 #[test]
@@ -75,7 +97,7 @@ fn error_codes_keep_their_numbers() {
 
 #[test]
 fn unknown_error_codes_keep_their_number() {
-    for code in [-32768, -1, 33, 100, 999, i16::MAX] {
+    for code in [-32768, -1, 47, 100, 999, i16::MAX] {
         let decoded = ErrorCode::from_code(code);
         assert!(
             matches!(decoded, ErrorCode::Unrecognized(c) if c == code),

@@ -62,6 +62,22 @@ pub fn response_has_error(response: &Response) -> bool {
         Response::AlterTopicConfigs(r) => r.topics.iter().any(|t| !t.error_code.is_ok()),
         Response::DescribeTopics(r) => r.topics.iter().any(|t| !t.error_code.is_ok()),
         Response::Metadata(r) => r.topics.iter().any(|t| !t.error_code.is_ok()),
+        Response::FindCoordinator(r) => !r.error_code.is_ok(),
+        Response::ConsumerGroupHeartbeat(r) => !r.error_code.is_ok(),
+        Response::ListGroups(r) => !r.error_code.is_ok(),
+        Response::DescribeGroups(r) => r.groups.iter().any(|g| !g.error_code.is_ok()),
+        Response::DeleteGroups(r) => r.results.iter().any(|g| !g.error_code.is_ok()),
+        Response::OffsetCommit(r) => r
+            .topics
+            .iter()
+            .any(|t| t.partitions.iter().any(|p| !p.error_code.is_ok())),
+        Response::OffsetFetch(r) => {
+            !r.error_code.is_ok()
+                || r.topics
+                    .iter()
+                    .any(|t| t.partitions.iter().any(|p| !p.error_code.is_ok()))
+        }
+        Response::InitProducerId(r) => !r.error_code.is_ok(),
         Response::ApiVersions(_) | Response::ListTopics(_) => false,
     }
 }

@@ -547,6 +547,17 @@ impl ShardBroker {
                 admin @ (Request::CreateTopics(_)
                 | Request::DeleteTopics(_)
                 | Request::AlterTopicConfigs(_)) => Some(self.admin(admin).await),
+                // Wired up with the group coordinator and producer ids.
+                Request::FindCoordinator(_)
+                | Request::ConsumerGroupHeartbeat(_)
+                | Request::ListGroups(_)
+                | Request::DescribeGroups(_)
+                | Request::DeleteGroups(_)
+                | Request::OffsetCommit(_)
+                | Request::OffsetFetch(_)
+                | Request::InitProducerId(_) => {
+                    Some(Response::Rejected(ErrorCode::UnsupportedVersion))
+                }
             }
         };
         let error = response.as_ref().is_some_and(errors::response_has_error);

@@ -22,9 +22,17 @@
 //! | 13 | ListTopics | 0 |
 //! | 14 | AlterTopicConfigs | 0 |
 //! | 15-19 | reserved: more admin APIs (create partitions, describe cluster, delete records) | |
-//! | 20-29 | reserved: consumer groups (find coordinator, join, sync, heartbeat, leave, describe, list, delete) | |
-//! | 30-34 | reserved: committed offsets (offset commit, offset fetch, offset delete) | |
-//! | 35-44 | reserved: idempotence and transactions (InitProducerId, add partitions to txn, end txn, txn markers, txn offset commit) | |
+//! | 20 | FindCoordinator | 0 |
+//! | 21 | ConsumerGroupHeartbeat (join, heartbeat, leave; server-side assignment) | 0 |
+//! | 22 | ListGroups | 0 |
+//! | 23 | DescribeGroups | 0 |
+//! | 24 | DeleteGroups | 0 |
+//! | 25-29 | reserved: more consumer-group APIs | |
+//! | 30 | OffsetCommit | 0 |
+//! | 31 | OffsetFetch | 0 |
+//! | 32-34 | reserved: more committed-offset APIs (offset delete) | |
+//! | 35 | InitProducerId | 0 |
+//! | 36-44 | reserved: transactions (add partitions to txn, end txn, txn markers, txn offset commit) | |
 //! | 45-999 | unassigned, for future client APIs | |
 //! | 1000-1099 | reserved: broker-to-broker replication (replica fetch, leader-and-ISR, stop replica, offset for leader epoch) | |
 //! | 1100-1199 | reserved: controller (raft vote / append / snapshot, broker registration, heartbeat) | |
@@ -58,15 +66,31 @@ pub enum ApiKey {
     ListTopics = 13,
     /// Change or reset topic configs.
     AlterTopicConfigs = 14,
+    /// The broker and shard that coordinate a consumer group.
+    FindCoordinator = 20,
+    /// Join, heartbeat in and leave a consumer group; receive the assignment.
+    ConsumerGroupHeartbeat = 21,
+    /// Consumer groups with their state.
+    ListGroups = 22,
+    /// A group's members and assignments.
+    DescribeGroups = 23,
+    /// Delete empty groups with their offsets.
+    DeleteGroups = 24,
+    /// Store a group's committed offsets.
+    OffsetCommit = 30,
+    /// Read a group's committed offsets.
+    OffsetFetch = 31,
+    /// A producer id and epoch for an idempotent producer.
+    InitProducerId = 35,
 }
 
 /// Key ranges set aside for APIs not implemented yet, with their purpose.
 pub const RESERVED_API_KEY_RANGES: &[(RangeInclusive<u16>, &str)] = &[
     (5..=9, "more data-path APIs"),
     (15..=19, "more admin APIs"),
-    (20..=29, "consumer groups"),
-    (30..=34, "committed offsets"),
-    (35..=44, "idempotence and transactions (InitProducerId)"),
+    (25..=29, "more consumer-group APIs"),
+    (32..=34, "more committed-offset APIs"),
+    (36..=44, "transactions"),
     (1000..=1099, "broker-to-broker replication"),
     (1100..=1199, "controller"),
     (
@@ -77,7 +101,7 @@ pub const RESERVED_API_KEY_RANGES: &[(RangeInclusive<u16>, &str)] = &[
 
 impl ApiKey {
     /// Every api this build implements, in key order.
-    pub const ALL: [ApiKey; 10] = [
+    pub const ALL: [ApiKey; 18] = [
         ApiKey::ApiVersions,
         ApiKey::Metadata,
         ApiKey::Produce,
@@ -88,6 +112,14 @@ impl ApiKey {
         ApiKey::DescribeTopics,
         ApiKey::ListTopics,
         ApiKey::AlterTopicConfigs,
+        ApiKey::FindCoordinator,
+        ApiKey::ConsumerGroupHeartbeat,
+        ApiKey::ListGroups,
+        ApiKey::DescribeGroups,
+        ApiKey::DeleteGroups,
+        ApiKey::OffsetCommit,
+        ApiKey::OffsetFetch,
+        ApiKey::InitProducerId,
     ];
 
     /// The wire number.
@@ -108,6 +140,14 @@ impl ApiKey {
             12 => ApiKey::DescribeTopics,
             13 => ApiKey::ListTopics,
             14 => ApiKey::AlterTopicConfigs,
+            20 => ApiKey::FindCoordinator,
+            21 => ApiKey::ConsumerGroupHeartbeat,
+            22 => ApiKey::ListGroups,
+            23 => ApiKey::DescribeGroups,
+            24 => ApiKey::DeleteGroups,
+            30 => ApiKey::OffsetCommit,
+            31 => ApiKey::OffsetFetch,
+            35 => ApiKey::InitProducerId,
             _ => return None,
         })
     }
@@ -140,6 +180,14 @@ impl ApiKey {
             ApiKey::DescribeTopics => "DescribeTopics",
             ApiKey::ListTopics => "ListTopics",
             ApiKey::AlterTopicConfigs => "AlterTopicConfigs",
+            ApiKey::FindCoordinator => "FindCoordinator",
+            ApiKey::ConsumerGroupHeartbeat => "ConsumerGroupHeartbeat",
+            ApiKey::ListGroups => "ListGroups",
+            ApiKey::DescribeGroups => "DescribeGroups",
+            ApiKey::DeleteGroups => "DeleteGroups",
+            ApiKey::OffsetCommit => "OffsetCommit",
+            ApiKey::OffsetFetch => "OffsetFetch",
+            ApiKey::InitProducerId => "InitProducerId",
         }
     }
 }

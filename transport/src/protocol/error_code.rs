@@ -48,9 +48,22 @@
 //! | 30 | UnknownLeaderEpoch | yes | UNKNOWN_LEADER_EPOCH (75) |
 //! | 31 | InvalidTimestamp | no | INVALID_TIMESTAMP (32) |
 //! | 32 | UnsupportedCompressionType | no | UNSUPPORTED_COMPRESSION_TYPE (76) |
+//! | 33 | CoordinatorNotAvailable | yes | COORDINATOR_NOT_AVAILABLE (15) |
+//! | 34 | NotCoordinator | yes | NOT_COORDINATOR (16) |
+//! | 35 | CoordinatorLoadInProgress | yes | COORDINATOR_LOAD_IN_PROGRESS (14) |
+//! | 36 | InvalidGroupId | no | INVALID_GROUP_ID (24) |
+//! | 37 | UnknownMemberId | no | UNKNOWN_MEMBER_ID (25) |
+//! | 38 | FencedMemberEpoch | no | FENCED_MEMBER_EPOCH (110) |
+//! | 39 | StaleMemberEpoch | no | STALE_MEMBER_EPOCH (113) |
+//! | 40 | InvalidSessionTimeout | no | INVALID_SESSION_TIMEOUT (26) |
+//! | 41 | UnsupportedAssignor | no | UNSUPPORTED_ASSIGNOR (112) |
+//! | 42 | InconsistentAssignor | no | INCONSISTENT_GROUP_PROTOCOL (23) |
+//! | 43 | GroupMaxSizeReached | no | GROUP_MAX_SIZE_REACHED (81) |
+//! | 44 | NonEmptyGroup | no | NON_EMPTY_GROUP (68) |
+//! | 45 | GroupIdNotFound | no | GROUP_ID_NOT_FOUND (69) |
+//! | 46 | OffsetMetadataTooLarge | no | OFFSET_METADATA_TOO_LARGE (12) |
 //!
-//! Codes for consumer groups, offset commits and transactions arrive with those APIs, numbered
-//! after 32.
+//! Codes for transactions arrive with those APIs, numbered after 46.
 
 use core::fmt;
 use core::hash::{Hash, Hasher};
@@ -192,6 +205,37 @@ error_codes! {
     InvalidTimestamp = 31, retriable: false;
     /// A batch uses a compression codec this broker or topic does not accept.
     UnsupportedCompressionType = 32, retriable: false;
+    /// The group's coordinator cannot serve right now (its shard is stopping, or its
+    /// `__consumer_offsets` partition is offline). Retriable after back-off.
+    CoordinatorNotAvailable = 33, retriable: true;
+    /// The request reached a broker that does not coordinate this group. Retriable after
+    /// FindCoordinator.
+    NotCoordinator = 34, retriable: true;
+    /// The coordinator is still loading the group's offsets. Retriable after back-off.
+    CoordinatorLoadInProgress = 35, retriable: true;
+    /// The group id is empty or too long.
+    InvalidGroupId = 36, retriable: false;
+    /// The member is not in the group (it left, or its session timed out): rejoin with epoch 0.
+    UnknownMemberId = 37, retriable: false;
+    /// The member's epoch is not one the coordinator accepts: it must give up its partitions
+    /// and rejoin with epoch 0.
+    FencedMemberEpoch = 38, retriable: false;
+    /// An offset commit carried an epoch other than the member's current one.
+    StaleMemberEpoch = 39, retriable: false;
+    /// The session timeout is outside the broker's allowed range.
+    InvalidSessionTimeout = 40, retriable: false;
+    /// The coordinator does not know the named assignor.
+    UnsupportedAssignor = 41, retriable: false;
+    /// The member names a different assignor than the group's other members use.
+    InconsistentAssignor = 42, retriable: false;
+    /// The group already has the most members the broker allows.
+    GroupMaxSizeReached = 43, retriable: false;
+    /// The operation needs a group without live members (delete, offset reset).
+    NonEmptyGroup = 44, retriable: false;
+    /// The group does not exist.
+    GroupIdNotFound = 45, retriable: false;
+    /// The metadata attached to a committed offset is longer than the broker allows.
+    OffsetMetadataTooLarge = 46, retriable: false;
 }
 
 impl ErrorCode {

@@ -151,6 +151,14 @@ apis! {
     DescribeTopics => DescribeTopicsRequest, DescribeTopicsResponse;
     ListTopics => ListTopicsRequest, ListTopicsResponse;
     AlterTopicConfigs => AlterTopicConfigsRequest, AlterTopicConfigsResponse;
+    FindCoordinator => FindCoordinatorRequest, FindCoordinatorResponse;
+    ConsumerGroupHeartbeat => ConsumerGroupHeartbeatRequest, ConsumerGroupHeartbeatResponse;
+    ListGroups => ListGroupsRequest, ListGroupsResponse;
+    DescribeGroups => DescribeGroupsRequest, DescribeGroupsResponse;
+    DeleteGroups => DeleteGroupsRequest, DeleteGroupsResponse;
+    OffsetCommit => OffsetCommitRequest, OffsetCommitResponse;
+    OffsetFetch => OffsetFetchRequest, OffsetFetchResponse;
+    InitProducerId => InitProducerIdRequest, InitProducerIdResponse;
 }
 
 /// A request frame that failed to decode, with its header when that much was readable so the

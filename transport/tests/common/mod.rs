@@ -658,6 +658,296 @@ impl Arb for ListOffsetsResponse {
     }
 }
 
+impl Arb for FindCoordinatorRequest {
+    fn arb(g: &mut Gen) -> Self {
+        FindCoordinatorRequest {
+            key: g.string(),
+            key_type: g.rng.gen(),
+        }
+    }
+}
+
+impl Arb for FindCoordinatorResponse {
+    fn arb(g: &mut Gen) -> Self {
+        FindCoordinatorResponse {
+            throttle_time_ms: g.i32(),
+            error_code: g.error_code(),
+            error_message: g.opt_string(),
+            node_id: g.i32(),
+            host: g.string(),
+            port: g.i32(),
+            shard: g.i32(),
+        }
+    }
+}
+
+impl Arb for GroupTopicPartitions {
+    fn arb(g: &mut Gen) -> Self {
+        GroupTopicPartitions {
+            topic: g.string(),
+            partitions: g.vec(6),
+        }
+    }
+}
+
+impl Arb for ConsumerGroupHeartbeatRequest {
+    fn arb(g: &mut Gen) -> Self {
+        ConsumerGroupHeartbeatRequest {
+            group_id: g.string(),
+            member_id: g.string(),
+            member_epoch: g.i32(),
+            rebalance_timeout_ms: g.i32(),
+            session_timeout_ms: g.i32(),
+            subscribed_topics: g.vec(4),
+            assignor: g.opt_string(),
+            owned: g.vec(3),
+        }
+    }
+}
+
+impl Arb for ConsumerGroupHeartbeatResponse {
+    fn arb(g: &mut Gen) -> Self {
+        ConsumerGroupHeartbeatResponse {
+            throttle_time_ms: g.i32(),
+            error_code: g.error_code(),
+            error_message: g.opt_string(),
+            member_id: g.string(),
+            member_epoch: g.i32(),
+            heartbeat_interval_ms: g.i32(),
+            assignment: g.vec(3),
+        }
+    }
+}
+
+impl Arb for ListGroupsRequest {
+    fn arb(g: &mut Gen) -> Self {
+        ListGroupsRequest {
+            states_filter: g.vec(3),
+        }
+    }
+}
+
+impl Arb for ListedGroup {
+    fn arb(g: &mut Gen) -> Self {
+        ListedGroup {
+            group_id: g.string(),
+            state: g.string(),
+            member_count: g.i32(),
+        }
+    }
+}
+
+impl Arb for ListGroupsResponse {
+    fn arb(g: &mut Gen) -> Self {
+        ListGroupsResponse {
+            throttle_time_ms: g.i32(),
+            error_code: g.error_code(),
+            groups: g.vec(4),
+        }
+    }
+}
+
+impl Arb for DescribeGroupsRequest {
+    fn arb(g: &mut Gen) -> Self {
+        DescribeGroupsRequest { groups: g.vec(4) }
+    }
+}
+
+impl Arb for DescribedMember {
+    fn arb(g: &mut Gen) -> Self {
+        DescribedMember {
+            member_id: g.string(),
+            client_id: g.string(),
+            client_host: g.string(),
+            member_epoch: g.i32(),
+            subscribed_topics: g.vec(3),
+            assignment: g.vec(3),
+            target_assignment: g.vec(3),
+        }
+    }
+}
+
+impl Arb for DescribedGroup {
+    fn arb(g: &mut Gen) -> Self {
+        DescribedGroup {
+            group_id: g.string(),
+            error_code: g.error_code(),
+            error_message: g.opt_string(),
+            state: g.string(),
+            group_epoch: g.i32(),
+            assignment_epoch: g.i32(),
+            assignor: g.string(),
+            members: g.vec(3),
+        }
+    }
+}
+
+impl Arb for DescribeGroupsResponse {
+    fn arb(g: &mut Gen) -> Self {
+        DescribeGroupsResponse {
+            throttle_time_ms: g.i32(),
+            groups: g.vec(3),
+        }
+    }
+}
+
+impl Arb for DeleteGroupsRequest {
+    fn arb(g: &mut Gen) -> Self {
+        DeleteGroupsRequest { groups: g.vec(4) }
+    }
+}
+
+impl Arb for GroupResult {
+    fn arb(g: &mut Gen) -> Self {
+        GroupResult {
+            group_id: g.string(),
+            error_code: g.error_code(),
+            error_message: g.opt_string(),
+        }
+    }
+}
+
+impl Arb for DeleteGroupsResponse {
+    fn arb(g: &mut Gen) -> Self {
+        DeleteGroupsResponse {
+            throttle_time_ms: g.i32(),
+            results: g.vec(4),
+        }
+    }
+}
+
+impl Arb for OffsetCommitPartition {
+    fn arb(g: &mut Gen) -> Self {
+        OffsetCommitPartition {
+            partition: g.i32(),
+            committed_offset: g.i64(),
+            committed_leader_epoch: g.i32(),
+            metadata: g.opt_string(),
+        }
+    }
+}
+
+impl Arb for OffsetCommitTopic {
+    fn arb(g: &mut Gen) -> Self {
+        OffsetCommitTopic {
+            name: g.string(),
+            partitions: g.vec(4),
+        }
+    }
+}
+
+impl Arb for OffsetCommitRequest {
+    fn arb(g: &mut Gen) -> Self {
+        OffsetCommitRequest {
+            group_id: g.string(),
+            member_id: g.string(),
+            member_epoch: g.i32(),
+            topics: g.vec(3),
+        }
+    }
+}
+
+impl Arb for OffsetCommitPartitionResponse {
+    fn arb(g: &mut Gen) -> Self {
+        OffsetCommitPartitionResponse {
+            partition: g.i32(),
+            error_code: g.error_code(),
+            error_message: g.opt_string(),
+        }
+    }
+}
+
+impl Arb for OffsetCommitTopicResponse {
+    fn arb(g: &mut Gen) -> Self {
+        OffsetCommitTopicResponse {
+            name: g.string(),
+            partitions: g.vec(4),
+        }
+    }
+}
+
+impl Arb for OffsetCommitResponse {
+    fn arb(g: &mut Gen) -> Self {
+        OffsetCommitResponse {
+            throttle_time_ms: g.i32(),
+            topics: g.vec(3),
+        }
+    }
+}
+
+impl Arb for OffsetFetchTopic {
+    fn arb(g: &mut Gen) -> Self {
+        OffsetFetchTopic {
+            name: g.string(),
+            partitions: g.vec(5),
+        }
+    }
+}
+
+impl Arb for OffsetFetchRequest {
+    fn arb(g: &mut Gen) -> Self {
+        OffsetFetchRequest {
+            group_id: g.string(),
+            topics: if g.one_in(3) { None } else { Some(g.vec(3)) },
+        }
+    }
+}
+
+impl Arb for OffsetFetchPartitionResponse {
+    fn arb(g: &mut Gen) -> Self {
+        OffsetFetchPartitionResponse {
+            partition: g.i32(),
+            committed_offset: g.i64(),
+            committed_leader_epoch: g.i32(),
+            metadata: g.opt_string(),
+            error_code: g.error_code(),
+        }
+    }
+}
+
+impl Arb for OffsetFetchTopicResponse {
+    fn arb(g: &mut Gen) -> Self {
+        OffsetFetchTopicResponse {
+            name: g.string(),
+            partitions: g.vec(4),
+        }
+    }
+}
+
+impl Arb for OffsetFetchResponse {
+    fn arb(g: &mut Gen) -> Self {
+        OffsetFetchResponse {
+            throttle_time_ms: g.i32(),
+            error_code: g.error_code(),
+            error_message: g.opt_string(),
+            topics: g.vec(3),
+        }
+    }
+}
+
+impl Arb for InitProducerIdRequest {
+    fn arb(g: &mut Gen) -> Self {
+        InitProducerIdRequest {
+            transactional_id: g.opt_string(),
+            transaction_timeout_ms: g.i32(),
+            producer_id: g.i64(),
+            producer_epoch: g.i16(),
+        }
+    }
+}
+
+impl Arb for InitProducerIdResponse {
+    fn arb(g: &mut Gen) -> Self {
+        InitProducerIdResponse {
+            throttle_time_ms: g.i32(),
+            error_code: g.error_code(),
+            error_message: g.opt_string(),
+            producer_id: g.i64(),
+            producer_epoch: g.i16(),
+        }
+    }
+}
+
 /// A random request of the given api.
 pub fn arb_request(g: &mut Gen, api_key: ApiKey) -> Request {
     match api_key {
@@ -671,6 +961,14 @@ pub fn arb_request(g: &mut Gen, api_key: ApiKey) -> Request {
         ApiKey::DescribeTopics => DescribeTopicsRequest::arb(g).into(),
         ApiKey::ListTopics => ListTopicsRequest::arb(g).into(),
         ApiKey::AlterTopicConfigs => AlterTopicConfigsRequest::arb(g).into(),
+        ApiKey::FindCoordinator => FindCoordinatorRequest::arb(g).into(),
+        ApiKey::ConsumerGroupHeartbeat => ConsumerGroupHeartbeatRequest::arb(g).into(),
+        ApiKey::ListGroups => ListGroupsRequest::arb(g).into(),
+        ApiKey::DescribeGroups => DescribeGroupsRequest::arb(g).into(),
+        ApiKey::DeleteGroups => DeleteGroupsRequest::arb(g).into(),
+        ApiKey::OffsetCommit => OffsetCommitRequest::arb(g).into(),
+        ApiKey::OffsetFetch => OffsetFetchRequest::arb(g).into(),
+        ApiKey::InitProducerId => InitProducerIdRequest::arb(g).into(),
     }
 }
 
@@ -694,6 +992,14 @@ pub fn arb_response(g: &mut Gen, api_key: ApiKey) -> Response {
         ApiKey::DescribeTopics => DescribeTopicsResponse::arb(g).into(),
         ApiKey::ListTopics => ListTopicsResponse::arb(g).into(),
         ApiKey::AlterTopicConfigs => AlterTopicConfigsResponse::arb(g).into(),
+        ApiKey::FindCoordinator => FindCoordinatorResponse::arb(g).into(),
+        ApiKey::ConsumerGroupHeartbeat => ConsumerGroupHeartbeatResponse::arb(g).into(),
+        ApiKey::ListGroups => ListGroupsResponse::arb(g).into(),
+        ApiKey::DescribeGroups => DescribeGroupsResponse::arb(g).into(),
+        ApiKey::DeleteGroups => DeleteGroupsResponse::arb(g).into(),
+        ApiKey::OffsetCommit => OffsetCommitResponse::arb(g).into(),
+        ApiKey::OffsetFetch => OffsetFetchResponse::arb(g).into(),
+        ApiKey::InitProducerId => InitProducerIdResponse::arb(g).into(),
     }
 }
 

@@ -18,21 +18,37 @@
 
 mod alter_topic_configs;
 mod api_versions;
+mod consumer_group_heartbeat;
 mod create_topics;
+mod delete_groups;
 mod delete_topics;
+mod describe_groups;
 mod describe_topics;
 mod fetch;
+mod find_coordinator;
+mod init_producer_id;
+mod list_groups;
 mod list_offsets;
 mod list_topics;
 mod metadata;
+mod offset_commit;
+mod offset_fetch;
 mod produce;
 
 pub use alter_topic_configs::{
     AlterTopicConfigsRequest, AlterTopicConfigsResponse, AlterableTopic,
 };
 pub use api_versions::{ApiVersionRange, ApiVersionsRequest, ApiVersionsResponse};
+pub use consumer_group_heartbeat::{
+    ConsumerGroupHeartbeatRequest, ConsumerGroupHeartbeatResponse, GroupTopicPartitions,
+    MEMBER_EPOCH_JOIN, MEMBER_EPOCH_LEAVE,
+};
 pub use create_topics::{CreatableTopic, CreateTopicsRequest, CreateTopicsResponse, CreatedTopic};
+pub use delete_groups::{DeleteGroupsRequest, DeleteGroupsResponse, GroupResult};
 pub use delete_topics::{DeleteTopicsRequest, DeleteTopicsResponse};
+pub use describe_groups::{
+    DescribeGroupsRequest, DescribeGroupsResponse, DescribedGroup, DescribedMember,
+};
 pub use describe_topics::{
     DescribeTopicsRequest, DescribeTopicsResponse, DescribedConfig, PartitionDescription,
     TopicDescription,
@@ -41,6 +57,11 @@ pub use fetch::{
     AbortedTransaction, FetchPartition, FetchPartitionResponse, FetchRequest, FetchResponse,
     FetchTopic, FetchTopicResponse, IsolationLevel,
 };
+pub use find_coordinator::{
+    FindCoordinatorRequest, FindCoordinatorResponse, COORDINATOR_KEY_GROUP,
+};
+pub use init_producer_id::{InitProducerIdRequest, InitProducerIdResponse};
+pub use list_groups::{ListGroupsRequest, ListGroupsResponse, ListedGroup};
 pub use list_offsets::{
     ListOffsetsPartition, ListOffsetsPartitionResponse, ListOffsetsRequest, ListOffsetsResponse,
     ListOffsetsTopic, ListOffsetsTopicResponse, OffsetSpec,
@@ -48,6 +69,14 @@ pub use list_offsets::{
 pub use list_topics::{ListTopicsRequest, ListTopicsResponse, ListedTopic};
 pub use metadata::{
     BrokerMetadata, MetadataRequest, MetadataResponse, PartitionMetadata, TopicMetadata,
+};
+pub use offset_commit::{
+    OffsetCommitPartition, OffsetCommitPartitionResponse, OffsetCommitRequest,
+    OffsetCommitResponse, OffsetCommitTopic, OffsetCommitTopicResponse,
+};
+pub use offset_fetch::{
+    OffsetFetchPartitionResponse, OffsetFetchRequest, OffsetFetchResponse, OffsetFetchTopic,
+    OffsetFetchTopicResponse,
 };
 pub use produce::{
     Acks, ProducePartition, ProducePartitionResponse, ProduceRequest, ProduceResponse,
