@@ -6,6 +6,8 @@
 //! - [`partition`]: one partition on its owner shard: the log behind a shard-local lock,
 //!   group commit, tail notifications, counters.
 //! - [`shard`]: partition → shard placement, the cross-shard message mesh, shard-local sync.
+//! - [`group`]: the consumer-group coordinator (membership, epochs, assignors, committed
+//!   offsets) as a sans-IO state machine, and the `__consumer_offsets` record format.
 //! - [`broker`]: request handlers (protocol request in, response out) over N shards, the topic
 //!   registry, background flush and retention, metrics.
 //! - [`rt`]: the thin facade over glommio (executors, the platform work-arounds).
@@ -18,6 +20,7 @@
 /// engine's glommio); re-exported here because the engine validates and stamps them.
 pub use quiver_transport::batch;
 pub mod broker;
+pub mod group;
 pub mod log;
 pub mod partition;
 pub mod rt;

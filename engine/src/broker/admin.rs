@@ -21,6 +21,7 @@ use super::registry::{
     PARTITIONS_MAX,
 };
 use super::{Call, Reply, ShardBroker};
+use crate::group::OFFSETS_TOPIC;
 use crate::shard::shard_for;
 use crate::shard::sync::{join_all, LocalBoxFuture};
 
@@ -490,6 +491,16 @@ impl ShardBroker {
                 ));
                 continue;
             }
+            if name == OFFSETS_TOPIC {
+                results.push(topic_result(
+                    name,
+                    Some((
+                        ErrorCode::PolicyViolation,
+                        format!("'{name}' holds the committed offsets of every consumer group and cannot be deleted"),
+                    )),
+                ));
+                continue;
+            }
             match next.table.topics.remove(name) {
                 None => results.push(topic_result(
                     name,
@@ -590,6 +601,22 @@ impl ShardBroker {
                 ));
                 continue;
             };
+            if t.name == OFFSETS_TOPIC
+                && t.configs
+                    .iter()
+                    .any(|c| matches!(c.name.as_str(), "cleanup.policy" | "flush"))
+            {
+                results.push(topic_result(
+                    &t.name,
+                    Some((
+                        ErrorCode::PolicyViolation,
+                        format!(
+                            "'{OFFSETS_TOPIC}' must stay compacted and flushed on every commit"
+                        ),
+                    )),
+                ));
+                continue;
+            }
             match self.parse_overrides(&meta.configs, &t.configs, true) {
                 Ok(overrides) => {
                     results.push(topic_result(&t.name, None));

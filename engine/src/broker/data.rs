@@ -588,7 +588,7 @@ impl ShardBroker {
 
 /// Waits until the append that ended at `next_offset` is durable per the partition's flush
 /// policy, at most `timeout`.
-async fn wait_acks(
+pub(crate) async fn wait_acks(
     partition: &Rc<Partition>,
     next_offset: i64,
     timeout: Duration,

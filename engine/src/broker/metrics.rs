@@ -86,6 +86,21 @@ pub struct ShardMetrics {
     pub connections_open: u64,
     /// Client connections accepted since start (filled in by the network shell).
     pub connections_total: u64,
+    /// Consumer groups this shard coordinates.
+    pub groups: Vec<GroupMetrics>,
+}
+
+/// One consumer group, as its coordinating shard sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupMetrics {
+    /// The group id.
+    pub group: String,
+    /// `Empty`, `Reconciling` or `Stable`.
+    pub state: String,
+    /// Live members.
+    pub members: usize,
+    /// Committed offsets: (topic, partition, offset).
+    pub offsets: Vec<(String, i32, i64)>,
 }
 
 /// Api slots: every implemented api, then one for requests whose api is unknown.
@@ -237,6 +252,7 @@ impl ShardStats {
             cross_shard_calls_total: self.cross_shard_calls,
             connections_open: 0,
             connections_total: 0,
+            groups: Vec::new(),
         }
     }
 }
@@ -399,6 +415,7 @@ pub fn render_prometheus(shards: &[ShardMetrics]) -> String {
             let _ = writeln!(out, "{name}{{shard=\"{}\"}} {}", s.shard, field(s));
         }
     }
+    render_groups(&mut out, shards, &merged);
     header(
         &mut out,
         "quiver_requests_total",
@@ -456,6 +473,93 @@ pub fn render_prometheus(shards: &[ShardMetrics]) -> String {
         }
     }
     out
+}
+
+/// Suffix of dead-letter topics.
+pub const DLQ_TOPIC_SUFFIX: &str = ".dlq";
+
+/// Group members, committed offsets and lag (log end − committed, from the partition's owner),
+/// and the depth of dead-letter topics (records retained).
+fn render_groups(
+    out: &mut String,
+    shards: &[ShardMetrics],
+    partitions: &BTreeMap<(&str, i32), PartitionMetrics>,
+) {
+    let mut groups: Vec<&GroupMetrics> = shards.iter().flat_map(|s| &s.groups).collect();
+    groups.sort_by(|a, b| a.group.cmp(&b.group));
+    header(
+        out,
+        "quiver_group_members",
+        "gauge",
+        "Live members of the consumer group.",
+    );
+    for g in &groups {
+        let _ = writeln!(
+            out,
+            "quiver_group_members{{group=\"{}\",state=\"{}\"}} {}",
+            label(&g.group),
+            label(&g.state),
+            g.members
+        );
+    }
+    header(
+        out,
+        "quiver_group_committed_offset",
+        "gauge",
+        "The group's committed offset of the partition.",
+    );
+    for g in &groups {
+        for (topic, partition, offset) in &g.offsets {
+            let _ = writeln!(
+                out,
+                "quiver_group_committed_offset{{group=\"{}\",topic=\"{}\",partition=\"{partition}\"}} {offset}",
+                label(&g.group),
+                label(topic)
+            );
+        }
+    }
+    header(
+        out,
+        "quiver_group_lag",
+        "gauge",
+        "Records between the group's committed offset and the partition's log end.",
+    );
+    for g in &groups {
+        for (topic, partition, offset) in &g.offsets {
+            let Some(p) = partitions.get(&(topic.as_str(), *partition)) else {
+                continue;
+            };
+            if !p.owned {
+                continue;
+            }
+            let lag = (p.log_end_offset - offset).max(0);
+            let _ = writeln!(
+                out,
+                "quiver_group_lag{{group=\"{}\",topic=\"{}\",partition=\"{partition}\"}} {lag}",
+                label(&g.group),
+                label(topic)
+            );
+        }
+    }
+    header(
+        out,
+        "quiver_dlq_depth_records",
+        "gauge",
+        "Records retained in a dead-letter topic (`<topic>.dlq`).",
+    );
+    let mut depth: BTreeMap<&str, i64> = BTreeMap::new();
+    for ((topic, _), p) in partitions {
+        if p.owned && topic.ends_with(DLQ_TOPIC_SUFFIX) {
+            *depth.entry(topic).or_default() += (p.log_end_offset - p.log_start_offset).max(0);
+        }
+    }
+    for (topic, records) in depth {
+        let _ = writeln!(
+            out,
+            "quiver_dlq_depth_records{{topic=\"{}\"}} {records}",
+            label(topic)
+        );
+    }
 }
 
 #[cfg(test)]

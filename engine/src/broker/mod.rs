@@ -30,6 +30,7 @@ mod admin;
 pub mod config;
 mod data;
 pub mod errors;
+mod groups;
 pub mod metrics;
 pub mod registry;
 
@@ -49,6 +50,7 @@ use quiver_transport::protocol::{
     Request, RequestDecodeError, RequestHeader, Response, ResponseHeader,
 };
 
+use crate::group::{CoordinatorConfig, GroupCoordinator, OFFSETS_TOPIC, OFFSETS_TOPIC_PARTITIONS};
 use crate::log::{LogConfig, LogError};
 use crate::partition::Partition;
 use crate::shard::mesh::{full_mesh, CallHandler, Mesh, MeshSeed};
@@ -56,7 +58,8 @@ use crate::shard::sync::{join_all, Latch, LocalBoxFuture, Notify};
 use crate::shard::{shard_for, MeshError};
 
 pub use config::{ConfigError, FlushMode, TopicConfig, CONFIG_KEYS};
-pub use metrics::{render_prometheus, ApiMetrics, PartitionMetrics, ShardMetrics};
+pub use groups::{offsets_partition_for, offsets_topic_configs, OFFSET_METADATA_BYTES_MAX};
+pub use metrics::{render_prometheus, ApiMetrics, GroupMetrics, PartitionMetrics, ShardMetrics};
 pub use registry::{TopicMeta, TopicTable, PARTITIONS_MAX, TOPIC_NAME_BYTES_MAX};
 
 use errors::WireError;
@@ -126,6 +129,13 @@ pub struct BrokerConfig {
     pub mesh_channel_capacity: usize,
     /// Cluster id reported in Metadata, if any.
     pub cluster_id: Option<String>,
+    /// Consumer-group coordinator settings (session timeout bounds, heartbeat interval, group
+    /// size, default assignor).
+    pub groups: CoordinatorConfig,
+    /// Test hook: when `n > 0`, every n-th produce request (acks 1 or all) is appended as
+    /// usual but gets no response (the stream is closed unanswered), so clients retry. Never
+    /// set in production.
+    pub fault_drop_produce_response_every: u32,
 }
 
 impl BrokerConfig {
@@ -144,6 +154,8 @@ impl BrokerConfig {
             log: LogConfig::default(),
             mesh_channel_capacity: crate::shard::mesh::MESH_CHANNEL_CAPACITY_DEFAULT,
             cluster_id: None,
+            groups: CoordinatorConfig::default(),
+            fault_drop_produce_response_every: 0,
         }
     }
 
@@ -261,13 +273,29 @@ pub fn prepare(config: &BrokerConfig) -> Result<Vec<ShardSeed>, BrokerError> {
         context: format!("creating data dir {}", config.data_dir.display()),
         source,
     })?;
-    let registry = Registry::load(&config.data_dir).map_err(|source| BrokerError::Io {
+    let mut registry = Registry::load(&config.data_dir).map_err(|source| BrokerError::Io {
         context: format!(
             "loading the topic registry in {}",
             config.data_dir.display()
         ),
         source,
     })?;
+    if !registry.table.topics.contains_key(OFFSETS_TOPIC) {
+        registry.table.topics.insert(
+            OFFSETS_TOPIC.to_string(),
+            TopicMeta {
+                partitions: OFFSETS_TOPIC_PARTITIONS,
+                replication_factor: 1,
+                configs: offsets_topic_configs(),
+            },
+        );
+        registry
+            .persist_blocking()
+            .map_err(|source| BrokerError::Io {
+                context: format!("creating {OFFSETS_TOPIC} in {}", config.data_dir.display()),
+                source,
+            })?;
+    }
     build_topics(&registry.table, config)
         .map_err(|e| BrokerError::Config(format!("topic registry holds an invalid config: {e}")))?;
     let table = registry.table.clone();
@@ -284,6 +312,14 @@ pub fn prepare(config: &BrokerConfig) -> Result<Vec<ShardSeed>, BrokerError> {
             mesh,
         })
         .collect())
+}
+
+/// The seed of a shard's coordinator (member ids): differs per shard and per start.
+fn seed_for_shard(shard: usize) -> u64 {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64);
+    nanos ^ ((shard as u64) << 48) ^ u64::from(std::process::id())
 }
 
 /// A topic as a shard sees it: registry entry plus effective config.
@@ -376,6 +412,15 @@ pub(crate) enum Call {
     Admin(Request),
     /// Adopt this topic table: open, close and reconfigure partitions accordingly.
     Apply(TopicTable),
+    /// A request about one consumer group, to the shard coordinating it.
+    Group {
+        /// The requesting client's id (shown by DescribeGroups).
+        client_id: String,
+        /// The group request.
+        request: Request,
+    },
+    /// The groups this shard coordinates.
+    ListGroups,
 }
 
 /// The reply to a [`Call`], variant for variant.
@@ -388,6 +433,8 @@ pub(crate) enum Reply {
     Admin(Response),
     /// Partitions that failed to open: `(topic, partition, reason)`.
     Apply(Vec<(String, i32, String)>),
+    /// Groups coordinated by the callee.
+    Groups(Vec<quiver_transport::protocol::ListedGroup>),
     /// The callee could not run the call (stopping).
     Failed(String),
 }
@@ -412,6 +459,11 @@ pub struct ShardBroker {
     stopping: Latch,
     stats: RefCell<ShardStats>,
     tasks: RefCell<Vec<JoinHandle<()>>>,
+    groups: groups::GroupShell,
+    /// Woken by heartbeats so the group timer recomputes its deadline.
+    groups_wake: Notify,
+    /// Produce requests seen, for the response-dropping test hook.
+    produce_seen: Cell<u64>,
 }
 
 impl ShardBroker {
@@ -433,6 +485,7 @@ impl ShardBroker {
                 source,
             })?;
         let mesh = Mesh::connect(mesh).await;
+        let coordinator = GroupCoordinator::new(config.groups.clone(), seed_for_shard(shard));
         let broker = Rc::new(ShardBroker {
             shard,
             config,
@@ -448,6 +501,9 @@ impl ShardBroker {
             stopping: Latch::default(),
             stats: RefCell::new(ShardStats::new()),
             tasks: RefCell::new(Vec::new()),
+            groups: groups::GroupShell::new(coordinator),
+            groups_wake: Notify::new(),
+            produce_seen: Cell::new(0),
         });
         let failures = broker.apply(&table).await;
         if let Some((topic, partition, reason)) = failures.into_iter().next() {
@@ -455,6 +511,13 @@ impl ShardBroker {
             return Err(BrokerError::Shard {
                 shard,
                 reason: format!("opening partition {topic}-{partition}: {reason}"),
+            });
+        }
+        if let Err(reason) = broker.load_groups().await {
+            broker.shutdown().await;
+            return Err(BrokerError::Shard {
+                shard,
+                reason: format!("loading committed offsets: {reason}"),
             });
         }
         let weak = Rc::downgrade(&broker);
@@ -476,7 +539,14 @@ impl ShardBroker {
             let b = broker.clone();
             glommio::spawn_local(async move { b.run_retention().await }).detach()
         };
-        broker.tasks.borrow_mut().extend([flusher, retention]);
+        let group_timer = {
+            let b = broker.clone();
+            glommio::spawn_local(async move { b.run_group_timer().await }).detach()
+        };
+        broker
+            .tasks
+            .borrow_mut()
+            .extend([flusher, retention, group_timer]);
         Ok(broker)
     }
 
@@ -531,6 +601,7 @@ impl ShardBroker {
     pub async fn handle(&self, header: &RequestHeader, request: Request) -> Option<Response> {
         let started = Instant::now();
         let api = request.api_key();
+        let client_id = header.client_id.as_deref().unwrap_or("");
         let response = if header.api_key != api.code() {
             Some(Response::Rejected(ErrorCode::InvalidRequest))
         } else {
@@ -539,7 +610,10 @@ impl ShardBroker {
                     ApiVersionsResponse::for_this_build(self.config.frame_bytes_max_u32()).into(),
                 ),
                 Request::Metadata(r) => Some(self.metadata(r).into()),
-                Request::Produce(r) => self.produce(r).await.map(Response::from),
+                Request::Produce(r) => {
+                    let response = self.produce(r).await.map(Response::from);
+                    response.filter(|_| !self.fault_drops_this_response())
+                }
                 Request::Fetch(r) => Some(self.fetch(r).await.into()),
                 Request::ListOffsets(r) => Some(self.list_offsets(r).await.into()),
                 Request::DescribeTopics(r) => Some(self.describe_topics(r).await.into()),
@@ -547,15 +621,24 @@ impl ShardBroker {
                 admin @ (Request::CreateTopics(_)
                 | Request::DeleteTopics(_)
                 | Request::AlterTopicConfigs(_)) => Some(self.admin(admin).await),
-                // Wired up with the group coordinator and producer ids.
-                Request::FindCoordinator(_)
-                | Request::ConsumerGroupHeartbeat(_)
-                | Request::ListGroups(_)
-                | Request::DescribeGroups(_)
-                | Request::DeleteGroups(_)
-                | Request::OffsetCommit(_)
-                | Request::OffsetFetch(_)
-                | Request::InitProducerId(_) => {
+                Request::FindCoordinator(r) => Some(self.find_coordinator(r).into()),
+                Request::ListGroups(r) => Some(self.list_groups(r).await.into()),
+                Request::ConsumerGroupHeartbeat(r) => {
+                    let group = r.group_id.clone();
+                    Some(self.group_request(&group, client_id, r.into()).await)
+                }
+                Request::OffsetCommit(r) => {
+                    let group = r.group_id.clone();
+                    Some(self.group_request(&group, client_id, r.into()).await)
+                }
+                Request::OffsetFetch(r) => {
+                    let group = r.group_id.clone();
+                    Some(self.group_request(&group, client_id, r.into()).await)
+                }
+                Request::DescribeGroups(r) => Some(self.describe_groups(client_id, r).await.into()),
+                Request::DeleteGroups(r) => Some(self.delete_groups(client_id, r).await.into()),
+                // Wired up with producer ids.
+                Request::InitProducerId(_) => {
                     Some(Response::Rejected(ErrorCode::UnsupportedVersion))
                 }
             }
@@ -565,6 +648,17 @@ impl ShardBroker {
             .borrow_mut()
             .record_request(Some(api), started.elapsed(), error);
         response
+    }
+
+    /// The response-dropping test hook ([`BrokerConfig::fault_drop_produce_response_every`]).
+    fn fault_drops_this_response(&self) -> bool {
+        let every = u64::from(self.config.fault_drop_produce_response_every);
+        if every == 0 {
+            return false;
+        }
+        let seen = self.produce_seen.get() + 1;
+        self.produce_seen.set(seen);
+        seen.is_multiple_of(every)
     }
 
     /// A snapshot of this shard's metrics (call on the shard; `Send`).
@@ -592,7 +686,9 @@ impl ShardBroker {
                 }
             })
             .collect();
-        self.stats.borrow_mut().snapshot(self.shard, owned, busy)
+        let mut snapshot = self.stats.borrow_mut().snapshot(self.shard, owned, busy);
+        snapshot.groups = self.group_metrics();
+        snapshot
     }
 
     /// Stops the background tasks and closes every partition (flushed, clean-shutdown marker
@@ -770,6 +866,10 @@ impl ShardBroker {
             Call::Describe(parts) => Reply::Describe(self.describe_local(&parts)),
             Call::Admin(request) => Reply::Admin(self.admin_here(request).await),
             Call::Apply(table) => Reply::Apply(self.apply(&table).await),
+            Call::Group { client_id, request } => {
+                Reply::Admin(self.group_here(&client_id, request).await)
+            }
+            Call::ListGroups => Reply::Groups(self.list_groups_local()),
         }
     }
 

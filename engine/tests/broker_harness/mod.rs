@@ -353,14 +353,14 @@ impl Cluster {
         }
     }
 
+    /// User topics (internal ones such as `__consumer_offsets` left out).
     pub async fn list(&self, shard: usize) -> Vec<ListedTopic> {
+        self.list_topics(shard, false).await
+    }
+
+    pub async fn list_topics(&self, shard: usize, include_internal: bool) -> Vec<ListedTopic> {
         match self
-            .request(
-                shard,
-                ListTopicsRequest {
-                    include_internal: true,
-                },
-            )
+            .request(shard, ListTopicsRequest { include_internal })
             .await
         {
             Response::ListTopics(r) => r.topics,

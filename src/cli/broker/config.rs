@@ -21,6 +21,13 @@ pub const METRICS_LISTEN_DEFAULT: &str = "127.0.0.1:9191";
 /// Default registered io_uring memory per shard, MiB (ARCHITECTURE §9).
 pub const IO_MEMORY_MIB_DEFAULT: usize = 2;
 
+/// Default shortest member session timeout, ms (Kafka's `group.min.session.timeout.ms`).
+pub const GROUP_MIN_SESSION_TIMEOUT_MS_DEFAULT: i32 = 6000;
+/// Default longest member session timeout, ms (Kafka's `group.max.session.timeout.ms`).
+pub const GROUP_MAX_SESSION_TIMEOUT_MS_DEFAULT: i32 = 300_000;
+/// Default member heartbeat interval, ms.
+pub const GROUP_HEARTBEAT_INTERVAL_MS_DEFAULT: i32 = 3000;
+
 /// `quiver broker`: run a broker in the foreground until SIGINT or SIGTERM.
 #[derive(Debug, Args)]
 pub struct BrokerArgs {
@@ -57,6 +64,19 @@ pub struct BrokerArgs {
     /// Do not pin shards to cores (e.g. when sharing a machine with other processes).
     #[arg(long, env = "QUIVER_NO_PIN")]
     pub no_pin: bool,
+    /// Shortest session timeout a consumer-group member may ask for, ms. [default: 6000]
+    #[arg(long, env = "QUIVER_GROUP_MIN_SESSION_TIMEOUT_MS")]
+    pub group_min_session_timeout_ms: Option<i32>,
+    /// Longest session timeout a consumer-group member may ask for, ms. [default: 300000]
+    #[arg(long, env = "QUIVER_GROUP_MAX_SESSION_TIMEOUT_MS")]
+    pub group_max_session_timeout_ms: Option<i32>,
+    /// How often group members heartbeat, ms (told to them in every heartbeat). [default: 3000]
+    #[arg(long, env = "QUIVER_GROUP_HEARTBEAT_INTERVAL_MS")]
+    pub group_heartbeat_interval_ms: Option<i32>,
+    /// Test hook: leave every n-th produce request unanswered after appending it, so clients
+    /// retry (idempotence tests). Never use in production.
+    #[arg(long, env = "QUIVER_FAULT_DROP_PRODUCE_RESPONSE_EVERY", hide = true)]
+    pub fault_drop_produce_response_every: Option<u32>,
 }
 
 /// The same settings as read from a TOML file.
@@ -73,6 +93,9 @@ struct FileConfig {
     default_partitions: Option<i32>,
     io_memory_mib: Option<usize>,
     no_pin: Option<bool>,
+    group_min_session_timeout_ms: Option<i32>,
+    group_max_session_timeout_ms: Option<i32>,
+    group_heartbeat_interval_ms: Option<i32>,
 }
 
 /// Settings after merging, every one decided.
@@ -88,6 +111,10 @@ pub struct Settings {
     pub io_memory_bytes: usize,
     pub pin: bool,
     pub frame_bytes_max: u32,
+    pub group_min_session_timeout_ms: i32,
+    pub group_max_session_timeout_ms: i32,
+    pub group_heartbeat_interval_ms: i32,
+    pub fault_drop_produce_response_every: u32,
 }
 
 impl BrokerArgs {
@@ -159,7 +186,39 @@ impl BrokerArgs {
                 "--io-memory-mib must be between 1 and 1024".into(),
             ));
         }
+        let group_min_session_timeout_ms = self
+            .group_min_session_timeout_ms
+            .or(file.group_min_session_timeout_ms)
+            .unwrap_or(GROUP_MIN_SESSION_TIMEOUT_MS_DEFAULT);
+        let group_max_session_timeout_ms = self
+            .group_max_session_timeout_ms
+            .or(file.group_max_session_timeout_ms)
+            .unwrap_or(GROUP_MAX_SESSION_TIMEOUT_MS_DEFAULT);
+        let group_heartbeat_interval_ms = self
+            .group_heartbeat_interval_ms
+            .or(file.group_heartbeat_interval_ms)
+            .unwrap_or(GROUP_HEARTBEAT_INTERVAL_MS_DEFAULT);
+        if group_min_session_timeout_ms < 1
+            || group_min_session_timeout_ms > group_max_session_timeout_ms
+        {
+            return Err(CliError::BadInput(format!(
+                "group session timeouts must satisfy 1 <= min ({group_min_session_timeout_ms}) \
+                 <= max ({group_max_session_timeout_ms})"
+            )));
+        }
+        if group_heartbeat_interval_ms < 1
+            || group_heartbeat_interval_ms >= group_min_session_timeout_ms
+        {
+            return Err(CliError::BadInput(format!(
+                "--group-heartbeat-interval-ms ({group_heartbeat_interval_ms}) must be at least 1 \
+                 and below the minimum session timeout ({group_min_session_timeout_ms})"
+            )));
+        }
         Ok(Settings {
+            group_min_session_timeout_ms,
+            group_max_session_timeout_ms,
+            group_heartbeat_interval_ms,
+            fault_drop_produce_response_every: self.fault_drop_produce_response_every.unwrap_or(0),
             listen,
             data_dir: self
                 .data_dir

@@ -58,6 +58,10 @@ pub fn run(args: BrokerArgs) -> Result<(), CliError> {
     engine_config.base_port = settings.listen.port();
     engine_config.frame_bytes_max = settings.frame_bytes_max as usize;
     engine_config.topic_defaults.partitions = settings.default_partitions;
+    engine_config.groups.session_timeout_min_ms = settings.group_min_session_timeout_ms;
+    engine_config.groups.session_timeout_max_ms = settings.group_max_session_timeout_ms;
+    engine_config.groups.heartbeat_interval_ms = settings.group_heartbeat_interval_ms;
+    engine_config.fault_drop_produce_response_every = settings.fault_drop_produce_response_every;
     let seeds = broker::prepare(&engine_config).map_err(|e| CliError::Fatal(e.to_string()))?;
 
     let signals = block_termination_signals();
