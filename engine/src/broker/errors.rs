@@ -34,6 +34,11 @@ pub fn log_error(error: &LogError) -> WireError {
         // Stored bytes failed their check: a device or file-system fault, not the client's.
         LogError::Corrupt { .. } => ErrorCode::StorageError,
         LogError::Config(_) => ErrorCode::InvalidConfig,
+        // Idempotent producers: sequence gaps, fenced epochs, forgotten duplicates.
+        LogError::OutOfOrderSequence { .. } => ErrorCode::OutOfOrderSequenceNumber,
+        LogError::InvalidProducerEpoch { .. } => ErrorCode::InvalidProducerEpoch,
+        LogError::DuplicateSequence { .. } => ErrorCode::DuplicateSequenceNumber,
+        LogError::InvalidSequence { .. } => ErrorCode::CorruptMessage,
         LogError::Io(e) if is_storage_full(e) => ErrorCode::StorageFull,
         LogError::Io(_) => ErrorCode::StorageError,
     };

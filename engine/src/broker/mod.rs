@@ -31,7 +31,9 @@ pub mod config;
 mod data;
 pub mod errors;
 mod groups;
+mod idempotence;
 pub mod metrics;
+pub mod producer_ids;
 pub mod registry;
 
 use std::cell::{Cell, RefCell};
@@ -64,6 +66,7 @@ pub use registry::{TopicMeta, TopicTable, PARTITIONS_MAX, TOPIC_NAME_BYTES_MAX};
 
 use errors::WireError;
 use metrics::ShardStats;
+use producer_ids::ProducerIdAllocator;
 use registry::Registry;
 
 /// Most shards a broker runs (Metadata carries the count as `u16`).
@@ -254,6 +257,7 @@ pub struct ShardSeed {
     config: BrokerConfig,
     table: TopicTable,
     registry: Option<Registry>,
+    producer_ids: Option<ProducerIdAllocator>,
     mesh: MeshSeed<Call, Reply>,
 }
 
@@ -298,8 +302,14 @@ pub fn prepare(config: &BrokerConfig) -> Result<Vec<ShardSeed>, BrokerError> {
     }
     build_topics(&registry.table, config)
         .map_err(|e| BrokerError::Config(format!("topic registry holds an invalid config: {e}")))?;
+    let producer_ids = ProducerIdAllocator::open(&config.data_dir.join(registry::META_DIR))
+        .map_err(|source| BrokerError::Io {
+            context: format!("loading producer ids in {}", config.data_dir.display()),
+            source,
+        })?;
     let table = registry.table.clone();
     let mut registry = Some(registry);
+    let mut producer_ids = Some(producer_ids);
     let meshes = full_mesh::<Call, Reply>(config.shard_count, config.mesh_channel_capacity);
     Ok(meshes
         .into_iter()
@@ -309,6 +319,11 @@ pub fn prepare(config: &BrokerConfig) -> Result<Vec<ShardSeed>, BrokerError> {
             config: config.clone(),
             table: table.clone(),
             registry: if shard == 0 { registry.take() } else { None },
+            producer_ids: if shard == 0 {
+                producer_ids.take()
+            } else {
+                None
+            },
             mesh,
         })
         .collect())
@@ -421,6 +436,8 @@ pub(crate) enum Call {
     },
     /// The groups this shard coordinates.
     ListGroups,
+    /// A new producer id, from shard 0.
+    AllocateProducerId,
 }
 
 /// The reply to a [`Call`], variant for variant.
@@ -433,6 +450,8 @@ pub(crate) enum Reply {
     Admin(Response),
     /// Partitions that failed to open: `(topic, partition, reason)`.
     Apply(Vec<(String, i32, String)>),
+    /// A new producer id, or why not.
+    ProducerId(Result<i64, String>),
     /// Groups coordinated by the callee.
     Groups(Vec<quiver_transport::protocol::ListedGroup>),
     /// The callee could not run the call (stopping).
@@ -449,6 +468,8 @@ pub struct ShardBroker {
     offline: RefCell<HashMap<(String, i32), String>>,
     mesh: Rc<Mesh<Call, Reply>>,
     registry: Option<RefCell<Registry>>,
+    /// Producer-id allocation (shard 0).
+    producer_ids: Option<RefCell<ProducerIdAllocator>>,
     /// Serialises topic changes (shard 0).
     admin_lock: Semaphore,
     /// Serialises table adoption on this shard.
@@ -476,6 +497,7 @@ impl ShardBroker {
             config,
             table,
             registry,
+            producer_ids,
             mesh,
         } = seed;
         crate::rt::prepare_executor(&config.data_dir)
@@ -494,6 +516,7 @@ impl ShardBroker {
             offline: RefCell::new(HashMap::new()),
             mesh,
             registry: registry.map(RefCell::new),
+            producer_ids: producer_ids.map(RefCell::new),
             admin_lock: Semaphore::new(1),
             apply_lock: Semaphore::new(1),
             flush_wake: Notify::new(),
@@ -637,10 +660,7 @@ impl ShardBroker {
                 }
                 Request::DescribeGroups(r) => Some(self.describe_groups(client_id, r).await.into()),
                 Request::DeleteGroups(r) => Some(self.delete_groups(client_id, r).await.into()),
-                // Wired up with producer ids.
-                Request::InitProducerId(_) => {
-                    Some(Response::Rejected(ErrorCode::UnsupportedVersion))
-                }
+                Request::InitProducerId(r) => Some(self.init_producer_id(r).await.into()),
             }
         };
         let error = response.as_ref().is_some_and(errors::response_has_error);
@@ -870,6 +890,7 @@ impl ShardBroker {
                 Reply::Admin(self.group_here(&client_id, request).await)
             }
             Call::ListGroups => Reply::Groups(self.list_groups_local()),
+            Call::AllocateProducerId => Reply::ProducerId(self.allocate_producer_id_here()),
         }
     }
 

@@ -18,12 +18,20 @@
 //! Durability is explicit: `append` only buffers (and writes full chunks); the owner applies the
 //! topic's [`FlushPolicy`] with [`PartitionLog::flush_if_due`] after a round of appends, so one
 //! `fdatasync` covers every append in that round (group commit).
+//!
+//! Idempotent producers: the log keeps each producer's epoch and last batches as of its end
+//! ([`producers`]), checks producer batches against them on append (a retry of a recent batch
+//! is answered with its first offsets and not appended), snapshots them at each roll and clean
+//! close (`<offset>.snapshot`, the newest [`PRODUCER_SNAPSHOTS_KEPT`] kept) and rebuilds them on
+//! open and after `truncate_to` from the newest valid snapshot at or below the end plus a scan
+//! of the batches after it, so they always describe exactly the batches in the log.
 
 pub mod appender;
 pub mod compaction;
 pub mod dma;
 pub mod index;
 pub mod memory;
+pub mod producers;
 pub mod reader;
 pub mod retention;
 pub mod scan;
@@ -31,17 +39,26 @@ pub mod segment;
 pub mod storage;
 
 use std::cell::RefCell;
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::io;
 
 use bytes::{Bytes, BytesMut};
 
-use crate::batch::{stamp, BatchBuilder, BatchError, RecordBatch};
+use zerocopy::FromBytes;
+
+use crate::batch::{
+    compute_crc, stamp, BatchBuilder, BatchError, BatchHeader, RecordBatch, ATTR_COMPRESSION_MASK,
+    ATTR_CONTROL, BATCH_HEADER_LEN, BATCH_LOG_OVERHEAD,
+};
 use appender::{Appender, AppenderConfig};
 use compaction::KeyMap;
 pub use dma::DmaStorage;
 use index::SegmentIndex;
 pub use memory::MemStorage;
+use producers::{
+    last_sequence, parse_snapshot_name, snapshot_name, BatchMetadata, ProducerStateTable,
+    SequenceCheck, SequenceError,
+};
 use reader::{Pending, Readahead, Window, READAHEAD_WINDOWS_MAX};
 use retention::{RetentionLimits, SegmentSummary};
 use scan::{scan, BatchMeta, ScanStop};
@@ -54,6 +71,8 @@ pub const CLEAN_SHUTDOWN_FILE: &str = ".clean-shutdown";
 pub const LOG_START_FILE: &str = "log-start-offset";
 /// Largest segment size: positions in the index are u32.
 pub const SEGMENT_BYTES_MAX: u64 = u32::MAX as u64;
+/// Producer-state snapshots kept on disk (the newest ones).
+pub const PRODUCER_SNAPSHOTS_KEPT: usize = 2;
 
 /// When appended data is made durable (`flush` per topic).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -113,6 +132,9 @@ pub struct LogConfig {
     pub read_io_bytes: usize,
     /// Recently appended batches kept in memory for tailing readers.
     pub cache_bytes_max: usize,
+    /// An idempotent producer idle this long is forgotten (`producer.id.expiration.ms`);
+    /// its next batch is then accepted at any sequence.
+    pub producer_id_expiration_ms: i64,
 }
 
 impl Default for LogConfig {
@@ -135,6 +157,7 @@ impl Default for LogConfig {
             preallocate_bytes: 32 << 20,
             read_io_bytes: 1 << 20,
             cache_bytes_max: 8 << 20,
+            producer_id_expiration_ms: 24 * 3600 * 1000,
         }
     }
 }
@@ -174,10 +197,105 @@ pub enum LogError {
     /// The configuration is unusable.
     #[error("invalid log configuration: {0}")]
     Config(&'static str),
+    /// An idempotent batch does not continue its producer's sequence (wire
+    /// `OUT_OF_ORDER_SEQUENCE_NUMBER`); nothing was appended.
+    #[error(
+        "out-of-order sequence from producer {producer_id} (epoch {epoch}): expected {expected}, \
+         got {got}"
+    )]
+    OutOfOrderSequence {
+        /// The producer.
+        producer_id: i64,
+        /// The batch's epoch.
+        epoch: i16,
+        /// The sequence the batch had to start with.
+        expected: i32,
+        /// Its first sequence.
+        got: i32,
+    },
+    /// An idempotent batch carries an epoch older than its producer's: a newer instance of the
+    /// producer fenced it (wire `INVALID_PRODUCER_EPOCH`); nothing was appended.
+    #[error(
+        "producer {producer_id} is fenced: epoch {epoch} is older than its current epoch \
+         {current_epoch}"
+    )]
+    InvalidProducerEpoch {
+        /// The producer.
+        producer_id: i64,
+        /// The batch's epoch.
+        epoch: i16,
+        /// The producer's epoch in the log.
+        current_epoch: i16,
+    },
+    /// An idempotent batch was appended earlier, but before the last
+    /// [`producers::CACHED_BATCHES`] of its producer, so its offsets are no longer known (wire
+    /// `DUPLICATE_SEQUENCE_NUMBER`, which clients take as success without an offset); nothing
+    /// was appended.
+    #[error(
+        "sequences {first_seq}..={last_seq} of producer {producer_id} (epoch {epoch}) were \
+         appended earlier; their offsets are no longer known"
+    )]
+    DuplicateSequence {
+        /// The producer.
+        producer_id: i64,
+        /// The batch's epoch.
+        epoch: i16,
+        /// The batch's first sequence.
+        first_seq: i32,
+        /// Its last sequence.
+        last_seq: i32,
+    },
+    /// A batch with a producer id has no base sequence (the caller's input; wire
+    /// `CORRUPT_MESSAGE`).
+    #[error("batch of producer {producer_id} has no valid base sequence ({base_sequence})")]
+    InvalidSequence {
+        /// The producer.
+        producer_id: i64,
+        /// The batch's base sequence.
+        base_sequence: i32,
+    },
     /// The storage failed (out of space, IO error). After a failed write the log refuses
     /// further appends until reopened.
     #[error("storage error: {0}")]
     Io(#[from] io::Error),
+}
+
+impl From<SequenceError> for LogError {
+    fn from(e: SequenceError) -> Self {
+        match e {
+            SequenceError::OutOfOrderSequence {
+                producer_id,
+                epoch,
+                expected,
+                got,
+            } => LogError::OutOfOrderSequence {
+                producer_id,
+                epoch,
+                expected,
+                got,
+            },
+            SequenceError::InvalidProducerEpoch {
+                producer_id,
+                epoch,
+                current_epoch,
+            } => LogError::InvalidProducerEpoch {
+                producer_id,
+                epoch,
+                current_epoch,
+            },
+            SequenceError::DuplicateSequence {
+                producer_id,
+                epoch,
+                first_seq,
+                last_seq,
+            } => LogError::DuplicateSequence {
+                producer_id,
+                epoch,
+                first_seq,
+                last_seq,
+            },
+        }
+    }
 }
 
 /// Where an append landed.
@@ -189,6 +307,9 @@ pub struct AppendInfo {
     pub last_offset: i64,
     /// Its largest timestamp.
     pub max_timestamp: i64,
+    /// The batch is a retry of an idempotent batch appended earlier: nothing was appended now,
+    /// and the offsets and timestamp above are those of the earlier append.
+    pub duplicate: bool,
 }
 
 /// The result of a read: whole batches in offset order.
@@ -238,6 +359,9 @@ pub struct RecoveryReport {
     pub truncated_bytes: u64,
     /// Segments deleted because they followed a corrupt one.
     pub segments_dropped: usize,
+    /// Producer-state snapshots found unreadable (bad CRC, truncated) and deleted; the state
+    /// came from an older snapshot or a longer scan instead.
+    pub snapshots_skipped: usize,
 }
 
 struct Cached {
@@ -266,6 +390,10 @@ pub struct PartitionLog<S: Storage> {
     recovery: RecoveryReport,
     /// Where the last sequential cold read stopped (see `reader`).
     readahead: RefCell<Option<Readahead>>,
+    /// Idempotent producers' state as of `next_offset` (see `producers`).
+    producers: ProducerStateTable,
+    /// Offsets of the producer-state snapshots on disk.
+    snapshots: BTreeSet<i64>,
 }
 
 impl<S: Storage> PartitionLog<S> {
@@ -275,9 +403,12 @@ impl<S: Storage> PartitionLog<S> {
         validate(&config)?;
         let clean = storage.read_meta(CLEAN_SHUTDOWN_FILE).await?.is_some();
         let mut bases = Vec::new();
+        let mut snapshots = BTreeSet::new();
         for name in storage.list().await? {
             if let Some(base) = parse_log_name(&name) {
                 bases.push(base);
+            } else if let Some(offset) = parse_snapshot_name(&name) {
+                snapshots.insert(offset);
             } else if name.ends_with(".tmp") || name.ends_with(".cleaned") {
                 // Leftovers of an interrupted metadata write or compaction: never trusted.
                 storage.remove(&name).await?;
@@ -395,7 +526,7 @@ impl<S: Storage> PartitionLog<S> {
             storage.remove(CLEAN_SHUTDOWN_FILE).await?;
             storage.sync_dir().await?;
         }
-        Ok(PartitionLog {
+        let mut log = PartitionLog {
             storage,
             config,
             sealed,
@@ -411,7 +542,11 @@ impl<S: Storage> PartitionLog<S> {
             unsynced_bytes: 0,
             recovery,
             readahead: RefCell::new(None),
-        })
+            producers: ProducerStateTable::new(),
+            snapshots,
+        };
+        log.recovery.snapshots_skipped = log.rebuild_producers(now_ms).await?;
+        Ok(log)
     }
 
     /// What opening found.
@@ -476,9 +611,34 @@ impl<S: Storage> PartitionLog<S> {
             .collect()
     }
 
+    /// The idempotent producers' state as of the log end.
+    pub fn producers(&self) -> &ProducerStateTable {
+        &self.producers
+    }
+
+    /// Offsets of the producer-state snapshots on disk, ascending.
+    pub fn producer_snapshots(&self) -> Vec<i64> {
+        self.snapshots.iter().copied().collect()
+    }
+
+    /// Forgets producers idle for `producer_id_expiration_ms` at `now_ms` (also done at each
+    /// roll and by [`PartitionLog::enforce_retention`]). Returns how many went.
+    pub fn expire_producers(&mut self, now_ms: i64) -> usize {
+        self.producers
+            .expire(now_ms, self.config.producer_id_expiration_ms)
+    }
+
     /// Appends one RecordBatch v2. Validates it (length, magic, CRC, limits), stamps its base
     /// offset and the leader epoch in place, and buffers it for writing; it is durable once a
     /// sync covers it (see [`FlushPolicy`]). On error nothing was appended.
+    ///
+    /// A batch with a producer id (not a control batch) is checked against its producer's
+    /// state first (rules in [`producers`]): a retry of one of the producer's last
+    /// [`producers::CACHED_BATCHES`] batches is not appended and returns the earlier append's
+    /// offsets with `duplicate: true` (durable once the log is durable up to its last offset);
+    /// a batch out of sequence or from a fenced epoch fails with
+    /// [`LogError::OutOfOrderSequence`], [`LogError::InvalidProducerEpoch`] or
+    /// [`LogError::DuplicateSequence`].
     pub async fn append(
         &mut self,
         mut batch: BytesMut,
@@ -490,7 +650,7 @@ impl<S: Storage> PartitionLog<S> {
                 max: self.config.batch_bytes_max,
             });
         }
-        let (last_delta, max_timestamp) = {
+        let (last_delta, max_timestamp, producer) = {
             let view = RecordBatch::parse(&batch)?;
             if view.records_count() < 1
                 || i64::from(view.records_count()) > view.last_offset() - view.base_offset() + 1
@@ -499,11 +659,43 @@ impl<S: Storage> PartitionLog<S> {
                     view.records_count(),
                 )));
             }
+            let h = view.header();
+            let producer = if h.producer_id() >= 0 && !view.is_control() {
+                if h.base_sequence() < 0 {
+                    return Err(LogError::InvalidSequence {
+                        producer_id: h.producer_id(),
+                        base_sequence: h.base_sequence(),
+                    });
+                }
+                let first = h.base_sequence();
+                let last = last_sequence(first, h.last_offset_delta());
+                Some((h.producer_id(), h.producer_epoch(), first, last))
+            } else {
+                None
+            };
             (
                 view.last_offset() - view.base_offset(),
                 view.max_timestamp(),
+                producer,
             )
         };
+        if let Some((id, epoch, first, last)) = producer {
+            match self.producers.check(id, epoch, first, last)? {
+                SequenceCheck::Append => {}
+                SequenceCheck::Duplicate {
+                    base_offset,
+                    last_offset,
+                    max_timestamp,
+                } => {
+                    return Ok(AppendInfo {
+                        base_offset,
+                        last_offset,
+                        max_timestamp,
+                        duplicate: true,
+                    })
+                }
+            }
+        }
         let len = batch.len() as u64;
         let relative_end = self.next_offset + last_delta - self.active.base;
         let too_old = self
@@ -529,6 +721,19 @@ impl<S: Storage> PartitionLog<S> {
         };
         self.active.on_batch(&meta);
         self.next_offset = meta.last_offset + 1;
+        if let Some((id, epoch, first, last)) = producer {
+            self.producers.record(
+                id,
+                epoch,
+                BatchMetadata {
+                    first_seq: first,
+                    last_seq: last,
+                    base_offset,
+                    last_offset: meta.last_offset,
+                    max_timestamp,
+                },
+            );
+        }
         self.unsynced_bytes += len;
         self.cache_bytes += batch.len();
         self.cache.push_back(Cached {
@@ -543,6 +748,7 @@ impl<S: Storage> PartitionLog<S> {
             base_offset,
             last_offset: meta.last_offset,
             max_timestamp,
+            duplicate: false,
         })
     }
 
@@ -620,6 +826,11 @@ impl<S: Storage> PartitionLog<S> {
         self.unsynced_bytes = 0;
         segment::write_index(&self.storage, &self.active).await?;
         let base = self.next_offset;
+        // The producer state as of the new segment's base: recovery starts from it and scans
+        // only what follows (the sealed segments before it are never scanned for it again,
+        // so compaction may rewrite them).
+        self.expire_producers(now_ms);
+        self.write_producer_snapshot(base).await?;
         let file = self
             .storage
             .open_file(&log_name(base), OpenMode::CreateNew)
@@ -1049,6 +1260,9 @@ impl<S: Storage> PartitionLog<S> {
             }
         }
         // Positions of cached batches in this segment are unchanged below the cut.
+        // The producer state must describe exactly the batches left: rebuilt from the newest
+        // snapshot at or below the new end (those above it are deleted) plus a scan.
+        self.rebuild_producers(now_ms).await?;
         Ok(())
     }
 
@@ -1110,6 +1324,8 @@ impl<S: Storage> PartitionLog<S> {
             .write_meta(LOG_START_FILE, &offset.to_be_bytes())
             .await?;
         self.log_start = offset;
+        self.producers.retain_from(offset);
+        self.remove_snapshots_below(offset).await?;
         let doomed: Vec<i64> = self
             .sealed
             .values()
@@ -1140,7 +1356,9 @@ impl<S: Storage> PartitionLog<S> {
 
     /// Applies `retention.ms` and `retention.bytes` (when the cleanup policy deletes): deletes
     /// whole sealed segments, oldest first, and advances the log start.
+    /// Also forgets idle producers (`producer_id_expiration_ms`), whatever the policy.
     pub async fn enforce_retention(&mut self, now_ms: i64) -> Result<RetentionOutcome, LogError> {
+        self.expire_producers(now_ms);
         if self.config.cleanup_policy == CleanupPolicy::Compact {
             return Ok(RetentionOutcome::default());
         }
@@ -1166,6 +1384,8 @@ impl<S: Storage> PartitionLog<S> {
                 .write_meta(LOG_START_FILE, &new_start.to_be_bytes())
                 .await?;
             self.log_start = new_start;
+            self.producers.retain_from(new_start);
+            self.remove_snapshots_below(new_start).await?;
         }
         for base in doomed {
             outcome.bytes_deleted += self.delete_sealed(base).await?;
@@ -1191,6 +1411,15 @@ impl<S: Storage> PartitionLog<S> {
         }
         let bases: Vec<i64> = self.sealed.keys().copied().collect();
         let mut keys = KeyMap::new();
+        // Base offset of each producer's last batch in the compacted segments. Compaction
+        // keeps the producer state intact: the live state is not touched, and recovery reads
+        // it from a snapshot taken at a roll (so at or past the active segment's base, beyond
+        // anything compacted) plus the batches after it. Only when that snapshot is lost does
+        // a replay reach into compacted segments; so that it still finds every producer's
+        // epoch and last sequence there, a producer's last batch is kept as a header without
+        // records when all its records go (as Kafka's cleaner does), and partly compacted
+        // batches keep their producer id, epoch, base sequence and last offset delta.
+        let mut last_of_producer: HashMap<i64, i64> = HashMap::new();
         for &base in &bases {
             for batch in self.segment_batches(base).await? {
                 let view = RecordBatch::parse(&batch).map_err(|_| LogError::Corrupt {
@@ -1199,6 +1428,9 @@ impl<S: Storage> PartitionLog<S> {
                 })?;
                 if view.is_control() {
                     continue;
+                }
+                if view.header().producer_id() >= 0 {
+                    last_of_producer.insert(view.header().producer_id(), view.base_offset());
                 }
                 for record in view.records()? {
                     if let Some(key) = &record.key {
@@ -1222,6 +1454,9 @@ impl<S: Storage> PartitionLog<S> {
                     kept.push(batch.clone());
                     continue;
                 }
+                let producer_id = view.header().producer_id();
+                let producer_last = producer_id >= 0
+                    && last_of_producer.get(&producer_id) == Some(&view.base_offset());
                 let records = view.records()?;
                 let survivors: Vec<_> = records
                     .iter()
@@ -1236,12 +1471,19 @@ impl<S: Storage> PartitionLog<S> {
                     })
                     .collect();
                 outcome.records_removed += (records.len() - survivors.len()) as u64;
-                if survivors.len() == records.len() {
+                // A header kept for a producer that has written since is removable now.
+                let stale_header = records.is_empty() && producer_id >= 0 && !producer_last;
+                if survivors.len() == records.len() && !stale_header {
                     flush_gap(&mut gap, &mut kept)?;
                     kept.push(batch.clone());
                     continue;
                 }
                 changed = true;
+                if survivors.is_empty() && producer_last {
+                    flush_gap(&mut gap, &mut kept)?;
+                    kept.push(header_only(&batch)?);
+                    continue;
+                }
                 if survivors.is_empty() {
                     let epoch = view.header().partition_leader_epoch();
                     let first = gap.map_or(view.base_offset(), |g| g.0);
@@ -1370,11 +1612,151 @@ impl<S: Storage> PartitionLog<S> {
         Ok(size)
     }
 
+    /// Writes the producer-state snapshot as of `offset` (the log end) and deletes all but the
+    /// newest [`PRODUCER_SNAPSHOTS_KEPT`]. The snapshot is written atomically (temporary name,
+    /// fsync, rename, directory sync); the deletions need no sync, as an older snapshot that
+    /// reappears after a crash still describes the log below its offset.
+    async fn write_producer_snapshot(&mut self, offset: i64) -> Result<(), LogError> {
+        self.storage
+            .write_meta(&snapshot_name(offset), &self.producers.encode(offset))
+            .await?;
+        self.snapshots.insert(offset);
+        let excess = self.snapshots.len().saturating_sub(PRODUCER_SNAPSHOTS_KEPT);
+        let old: Vec<i64> = self.snapshots.iter().take(excess).copied().collect();
+        for o in old {
+            self.storage.remove(&snapshot_name(o)).await?;
+            self.snapshots.remove(&o);
+        }
+        Ok(())
+    }
+
+    /// Deletes the snapshots below `log_start` (after retention or DeleteRecords). One that
+    /// reappeared after a crash would do no harm: the batches it skips are gone anyway.
+    async fn remove_snapshots_below(&mut self, log_start: i64) -> Result<(), LogError> {
+        let doomed: Vec<i64> = self.snapshots.range(..log_start).copied().collect();
+        for o in doomed {
+            self.storage.remove(&snapshot_name(o)).await?;
+            self.snapshots.remove(&o);
+        }
+        Ok(())
+    }
+
+    /// Rebuilds the producer state for the log as it is now (at open and after `truncate_to`):
+    /// deletes (durably) the snapshots past the log end, whose batches are gone, then loads the
+    /// newest readable snapshot at or below the end (an unreadable one is deleted and counted)
+    /// or starts empty, replays every batch after it, and drops what lies below the log start
+    /// and producers idle past `producer_id_expiration_ms`. Returns the snapshots skipped.
+    async fn rebuild_producers(&mut self, now_ms: i64) -> Result<usize, LogError> {
+        let stale: Vec<i64> = self
+            .snapshots
+            .range(self.next_offset.saturating_add(1)..)
+            .copied()
+            .collect();
+        for &o in &stale {
+            self.storage.remove(&snapshot_name(o)).await?;
+            self.snapshots.remove(&o);
+        }
+        if !stale.is_empty() {
+            self.storage.sync_dir().await?;
+        }
+        let mut skipped = 0;
+        let mut table = ProducerStateTable::new();
+        let mut from = i64::MIN;
+        let candidates: Vec<i64> = self.snapshots.iter().rev().copied().collect();
+        for offset in candidates {
+            let name = snapshot_name(offset);
+            let decoded = self
+                .storage
+                .read_meta(&name)
+                .await?
+                .map(|bytes| ProducerStateTable::decode(&bytes, offset));
+            match decoded {
+                Some(Ok(t)) => {
+                    table = t;
+                    from = offset;
+                    break;
+                }
+                Some(Err(_)) => {
+                    skipped += 1;
+                    self.storage.remove(&name).await?;
+                    self.snapshots.remove(&offset);
+                }
+                None => {
+                    self.snapshots.remove(&offset);
+                }
+            }
+        }
+        self.replay_from(from, &mut table).await?;
+        table.retain_from(self.log_start);
+        table.expire(now_ms, self.config.producer_id_expiration_ms);
+        self.producers = table;
+        Ok(skipped)
+    }
+
+    /// Records into `table` every producer batch with a base offset at or past `from`, reading
+    /// the batch headers of the segments holding them.
+    async fn replay_from(&self, from: i64, table: &mut ProducerStateTable) -> Result<(), LogError> {
+        for base in self.segment_bases() {
+            let segment = if base == self.active.base {
+                &self.active
+            } else {
+                &self.sealed[&base]
+            };
+            if segment.next_offset <= from || segment.is_empty() {
+                continue;
+            }
+            let mut position = if from > segment.base {
+                u64::from(
+                    segment
+                        .index
+                        .lookup(relative_offset(segment.base, from))
+                        .position,
+                )
+            } else {
+                0
+            };
+            while position < segment.size {
+                let want =
+                    (segment.size - position).min(segment::SCAN_WINDOW_BYTES as u64) as usize;
+                let buf = self.read_range(segment, position, want).await?;
+                let (metas, stop) =
+                    scan(&buf, position, None, self.config.batch_bytes_max.max(want));
+                for m in &metas {
+                    let at = (m.position - position) as usize;
+                    replay_batch(&buf[at..at + m.len as usize], from, table);
+                }
+                match (metas.last(), stop) {
+                    (Some(last), _) => position = last.position + u64::from(last.len),
+                    (None, ScanStop::Incomplete { len, .. }) if len > 0 => {
+                        let whole = self.read_range(segment, position, len).await?;
+                        if scan(&whole, position, None, len).0.is_empty() {
+                            return Err(LogError::Corrupt {
+                                segment: segment.base,
+                                position,
+                            });
+                        }
+                        replay_batch(&whole, from, table);
+                        position += len as u64;
+                    }
+                    _ => {
+                        return Err(LogError::Corrupt {
+                            segment: segment.base,
+                            position,
+                        })
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// Closes cleanly: everything synced, the active segment cut to size with its index
     /// written, and the clean-shutdown marker left so the next open skips the scan.
     pub async fn close(mut self) -> Result<(), LogError> {
         self.appender.seal().await?;
         segment::write_index(&self.storage, &self.active).await?;
+        // The producer state as of the end, so the next open scans nothing for it.
+        self.write_producer_snapshot(self.next_offset).await?;
         self.storage
             .write_meta(CLEAN_SHUTDOWN_FILE, b"clean\n")
             .await?;
@@ -1395,6 +1777,55 @@ fn flush_gap(gap: &mut Option<(i64, i64, i32)>, kept: &mut Vec<Bytes>) -> Result
     stamp(&mut empty, first, epoch);
     kept.push(empty.freeze());
     Ok(())
+}
+
+/// Records the batch in `bytes` (a whole, valid batch) into `table` if it is a producer's
+/// batch with a base offset at or past `from`.
+fn replay_batch(bytes: &[u8], from: i64, table: &mut ProducerStateTable) {
+    let Ok((h, _)) = BatchHeader::ref_from_prefix(bytes) else {
+        return;
+    };
+    if h.base_offset() < from
+        || h.producer_id() < 0
+        || h.attributes() & ATTR_CONTROL != 0
+        || h.base_sequence() < 0
+    {
+        return;
+    }
+    let delta = h.last_offset_delta();
+    table.record(
+        h.producer_id(),
+        h.producer_epoch(),
+        BatchMetadata {
+            first_seq: h.base_sequence(),
+            last_seq: last_sequence(h.base_sequence(), delta),
+            base_offset: h.base_offset(),
+            last_offset: h.base_offset() + i64::from(delta),
+            max_timestamp: h.max_timestamp(),
+        },
+    );
+}
+
+/// The batch with its records removed: the same header (offsets, timestamps, producer id,
+/// epoch and sequences) with no records, uncompressed, its CRC recomputed. Compaction keeps one
+/// for the last batch of each producer it would otherwise remove whole.
+fn header_only(batch: &[u8]) -> Result<Bytes, LogError> {
+    let mut out = BytesMut::from(&batch[..BATCH_HEADER_LEN.min(batch.len())]);
+    let Ok((h, _)) = BatchHeader::mut_from_prefix(&mut out[..]) else {
+        return Err(LogError::InvalidBatch(BatchError::BadLength(
+            batch.len() as i32
+        )));
+    };
+    h.batch_length
+        .set((BATCH_HEADER_LEN - BATCH_LOG_OVERHEAD) as i32);
+    let attributes = h.attributes() & !ATTR_COMPRESSION_MASK;
+    h.attributes.set(attributes);
+    h.records_count.set(0);
+    let crc = compute_crc(&out);
+    if let Ok((h, _)) = BatchHeader::mut_from_prefix(&mut out[..]) {
+        h.crc.set(crc);
+    }
+    Ok(out.freeze())
 }
 
 fn placeholder<F: StorageFile>(segment: &Segment<F>) -> Segment<F> {
@@ -1447,6 +1878,11 @@ fn validate(config: &LogConfig) -> Result<(), LogError> {
     }
     if config.read_io_bytes == 0 {
         return Err(LogError::Config("read_io_bytes must be at least 1"));
+    }
+    if config.producer_id_expiration_ms <= 0 {
+        return Err(LogError::Config(
+            "producer_id_expiration_ms must be at least 1",
+        ));
     }
     Ok(())
 }

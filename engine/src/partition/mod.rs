@@ -43,7 +43,9 @@ pub enum PartitionError {
         /// Whether it was the device running out of space.
         full: bool,
     },
-    /// The log refused the operation.
+    /// The log refused the operation. For a produce this includes the idempotent producer's
+    /// refusals, which leave the log unchanged: [`LogError::OutOfOrderSequence`],
+    /// [`LogError::InvalidProducerEpoch`] and [`LogError::DuplicateSequence`].
     #[error(transparent)]
     Log(#[from] LogError),
     /// The task running the operation was cancelled (the executor is stopping).
@@ -54,12 +56,17 @@ pub enum PartitionError {
 /// Where a produce landed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct AppendOutcome {
-    /// Offset of the first record of the first batch.
+    /// Offset of the first record of the first batch (where it was appended the first time
+    /// if it is a `duplicate`).
     pub base_offset: i64,
-    /// The offset after the last record appended (what must be durable for acks=all).
+    /// The offset after the last record appended or found duplicate (what must be durable for
+    /// acks=all).
     pub next_offset: i64,
     /// The log start offset after the append.
     pub log_start_offset: i64,
+    /// The first batch was an idempotent producer's retry of a batch appended earlier: it was
+    /// not appended again and `base_offset` is the earlier append's (answer with success).
+    pub duplicate: bool,
 }
 
 /// A read and the offsets it was taken at.
@@ -316,6 +323,11 @@ impl Partition {
     /// Appends already-validated batches (one produce to this partition) in order, in a task
     /// of its own. Returns where they landed. The caller wakes the flusher if
     /// [`Partition::flush_deadline_ms`] became due.
+    ///
+    /// Idempotent producers' batches are checked by the log: a retry of a recent batch is not
+    /// appended again (`duplicate`, with the original offset); a batch out of sequence or from
+    /// a fenced epoch fails with [`PartitionError::Log`] and leaves the log as the batches
+    /// before it left it.
     pub async fn append(
         self: &Rc<Self>,
         batches: Vec<Bytes>,
@@ -336,7 +348,9 @@ impl Partition {
         let mut guard = self.write_log().await?;
         let log = &mut *guard;
         self.check_failed()?;
-        let mut base_offset = None;
+        let mut first: Option<(i64, bool)> = None;
+        let mut appended = false;
+        let mut duplicate_end = i64::MIN;
         let mut result = Ok(());
         for batch in batches {
             let len = batch.len() as u64;
@@ -344,9 +358,14 @@ impl Partition {
             // The log stamps the base offset in place: one copy out of the request frame.
             match log.append(BytesMut::from(&batch[..]), now_ms).await {
                 Ok(info) => {
-                    base_offset.get_or_insert(info.base_offset);
-                    self.records_in.set(self.records_in.get() + records);
-                    self.bytes_in.set(self.bytes_in.get() + len);
+                    first.get_or_insert((info.base_offset, info.duplicate));
+                    if info.duplicate {
+                        duplicate_end = duplicate_end.max(info.last_offset + 1);
+                    } else {
+                        appended = true;
+                        self.records_in.set(self.records_in.get() + records);
+                        self.bytes_in.set(self.bytes_in.get() + len);
+                    }
                 }
                 Err(e) => {
                     self.record_failure(&e);
@@ -357,12 +376,18 @@ impl Partition {
         }
         self.refresh(log);
         let outcome = AppendOutcome {
-            base_offset: base_offset.unwrap_or(-1),
-            next_offset: log.next_offset(),
+            base_offset: first.map_or(-1, |f| f.0),
+            // Only duplicates: what their first appends need, not the log end.
+            next_offset: if appended || duplicate_end == i64::MIN {
+                log.next_offset()
+            } else {
+                duplicate_end
+            },
             log_start_offset: log.log_start_offset(),
+            duplicate: first.is_some_and(|f| f.1),
         };
         drop(guard);
-        if base_offset.is_some() {
+        if appended {
             self.appended.notify_all();
         }
         result?;
