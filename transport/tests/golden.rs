@@ -843,3 +843,107 @@ fn undecodable_request_keeps_its_header() {
         }
     );
 }
+
+#[test]
+fn consumer_group_heartbeat() {
+    let golden = cat(&[
+        &[0x00, 0x00, 0x00, 0x38], // frame length 56
+        &[0x00, 0x15],             // api key 21 (ConsumerGroupHeartbeat)
+        &[0x00, 0x00],             // api version 0
+        &[0x00, 0x00, 0x00, 0x09], // correlation id 9
+        &[0x00, 0x01],
+        b"c", // client id "c"
+        &[0x00, 0x01],
+        b"g",                      // group_id "g"
+        &[0x00, 0x00],             // member_id "" (joining)
+        &[0x00, 0x00, 0x00, 0x00], // member_epoch 0
+        &[0x00, 0x04, 0x93, 0xE0], // rebalance_timeout_ms 300000
+        &[0x00, 0x00, 0xAF, 0xC8], // session_timeout_ms 45000
+        &[0x00, 0x00, 0x00, 0x01], // subscribed_topics: 1
+        &[0x00, 0x01],
+        b"t",                      //   "t"
+        &[0xFF, 0xFF],             // assignor null
+        &[0x00, 0x00, 0x00, 0x01], // owned: 1
+        &[0x00, 0x01],
+        b"t",                      //   topic "t"
+        &[0x00, 0x00, 0x00, 0x02], //   partitions: 2
+        &[0x00, 0x00, 0x00, 0x00], //     0
+        &[0x00, 0x00, 0x00, 0x03], //     3
+    ]);
+    let request = ConsumerGroupHeartbeatRequest {
+        group_id: "g".into(),
+        member_id: String::new(),
+        member_epoch: MEMBER_EPOCH_JOIN,
+        rebalance_timeout_ms: 300_000,
+        session_timeout_ms: 45_000,
+        subscribed_topics: vec!["t".into()],
+        assignor: None,
+        owned: vec![GroupTopicPartitions {
+            topic: "t".into(),
+            partitions: vec![0, 3],
+        }],
+    };
+    check_request(Some("c"), 9, request.into(), &golden);
+}
+
+#[test]
+fn offset_commit() {
+    let golden = cat(&[
+        &[0x00, 0x00, 0x00, 0x32], // frame length 50
+        &[0x00, 0x1E],             // api key 30 (OffsetCommit)
+        &[0x00, 0x00],             // api version 0
+        &[0x00, 0x00, 0x00, 0x09], // correlation id 9
+        &[0x00, 0x01],
+        b"c", // client id "c"
+        &[0x00, 0x01],
+        b"g", // group_id "g"
+        &[0x00, 0x01],
+        b"m",                      // member_id "m"
+        &[0x00, 0x00, 0x00, 0x05], // member_epoch 5
+        &[0x00, 0x00, 0x00, 0x01], // topics: 1
+        &[0x00, 0x01],
+        b"t",                                              //   name "t"
+        &[0x00, 0x00, 0x00, 0x01],                         //   partitions: 1
+        &[0x00, 0x00, 0x00, 0x02],                         //     partition 2
+        &[0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x64], //     committed_offset 100
+        &[0xFF, 0xFF, 0xFF, 0xFF],                         //     committed_leader_epoch -1
+        &[0xFF, 0xFF],                                     //     metadata null
+    ]);
+    let request = OffsetCommitRequest {
+        group_id: "g".into(),
+        member_id: "m".into(),
+        member_epoch: 5,
+        topics: vec![OffsetCommitTopic {
+            name: "t".into(),
+            partitions: vec![OffsetCommitPartition {
+                partition: 2,
+                committed_offset: 100,
+                committed_leader_epoch: -1,
+                metadata: None,
+            }],
+        }],
+    };
+    check_request(Some("c"), 9, request.into(), &golden);
+}
+
+#[test]
+fn init_producer_id() {
+    let golden = cat(&[
+        &[0x00, 0x00, 0x00, 0x18],                         // frame length 24
+        &[0x00, 0x00, 0x00, 0x09],                         // correlation id 9
+        &[0x00, 0x00],                                     // header error_code 0
+        &[0x00, 0x00, 0x00, 0x00],                         // throttle_time_ms 0
+        &[0x00, 0x00],                                     // error_code 0
+        &[0xFF, 0xFF],                                     // error_message null
+        &[0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x03, 0xE8], // producer_id 1000
+        &[0x00, 0x02],                                     // producer_epoch 2
+    ]);
+    let response = InitProducerIdResponse {
+        throttle_time_ms: 0,
+        error_code: ErrorCode::None,
+        error_message: None,
+        producer_id: 1000,
+        producer_epoch: 2,
+    };
+    check_response(ApiKey::InitProducerId, 9, response.into(), &golden);
+}
