@@ -415,3 +415,47 @@ fn silent_members_expire_and_their_partitions_move() {
         c.stop().await;
     });
 }
+
+#[test]
+fn offsets_of_empty_groups_expire_after_retention() {
+    let dir = scratch("broker-groups-retention");
+    let mut config = config(dir.path());
+    config.groups.offsets_retention_ms = 300;
+    let config2 = config.clone();
+    drive(|| async move {
+        let c = Cluster::start(config).await;
+        assert_eq!(c.create(0, TOPIC, 2, &[]).await.error_code, ErrorCode::None);
+        // A live member's offsets stay however old they get.
+        let mut a = Member::new(30_000);
+        a.beat(&c, 0).await.unwrap();
+        assert_eq!(
+            commit(&c, 0, &a.id, a.epoch, &[(0, 3)]).await,
+            [ErrorCode::None]
+        );
+        for _ in 0..10 {
+            glommio::timer::sleep(Duration::from_millis(100)).await;
+            a.beat(&c, 0).await.unwrap();
+        }
+        assert_eq!(committed(&c, 0).await.get(&0), Some(&3));
+        // Once the group is empty, they go after the retention.
+        let mut leaving = heartbeat_request(&a.id, MEMBER_EPOCH_LEAVE, &a.owned, 30_000);
+        leaving.owned.clear();
+        c.request(0, leaving).await;
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while !committed(&c, 1).await.is_empty() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "offsets never expired"
+            );
+            glommio::timer::sleep(Duration::from_millis(50)).await;
+        }
+        assert_eq!(describe(&c, 0).await.error_code, ErrorCode::GroupIdNotFound);
+        c.stop().await;
+        // The expiry was written down (tombstones), not just forgotten.
+        let mut config2 = config2;
+        config2.groups.offsets_retention_ms = i64::MAX / 4;
+        let c = Cluster::start(config2).await;
+        assert!(committed(&c, 0).await.is_empty());
+        c.stop().await;
+    });
+}

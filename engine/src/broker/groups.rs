@@ -61,6 +61,8 @@ pub const GROUP_ID_BYTES_MAX: usize = 255;
 const COMMIT_DURABLE_TIMEOUT: Duration = Duration::from_secs(30);
 /// Bytes read per step while replaying an offsets partition.
 const REPLAY_READ_BYTES: usize = 1 << 20;
+/// Longest interval between checks for expired offsets.
+const OFFSETS_EXPIRY_CHECK_MAX_MS: i64 = 60_000;
 /// Longest the coordinator's timer sleeps between checks.
 const TICK_INTERVAL_MAX: Duration = Duration::from_millis(500);
 
@@ -869,6 +871,14 @@ impl ShardBroker {
     /// Expires members whose session or rebalance timed out, and notices partition-count
     /// changes, until the shard stops.
     pub(crate) async fn run_group_timer(&self) {
+        let retention = self
+            .groups
+            .coordinator
+            .borrow()
+            .config()
+            .offsets_retention_ms;
+        let expiry_every_ms = (retention / 4).clamp(100, OFFSETS_EXPIRY_CHECK_MAX_MS);
+        let mut next_expiry_ms = Self::now_ms() + expiry_every_ms;
         loop {
             let since = self.groups_wake.generation();
             if self.stopping.is_set() {
@@ -892,7 +902,12 @@ impl ShardBroker {
                 };
                 eprintln!("quiver: group '{group}': member {member} removed: {why}");
             }
+            if now >= next_expiry_ms {
+                next_expiry_ms = now + expiry_every_ms;
+                self.expire_offsets(now).await;
+            }
             let next = self.groups.coordinator.borrow().next_deadline_ms();
+            let next = Some(next.map_or(next_expiry_ms, |n| n.min(next_expiry_ms)));
             let wait = next
                 .map(|at| Duration::from_millis(u64::try_from(at - now).unwrap_or(0)))
                 .unwrap_or(TICK_INTERVAL_MAX)
@@ -902,6 +917,36 @@ impl ShardBroker {
                 futures_lite::future::or(self.groups_wake.changed(since), self.stopping.wait()),
             )
             .await;
+        }
+    }
+
+    /// Deletes (with tombstones) the committed offsets that outlived `offsets_retention_ms` in
+    /// groups without members.
+    async fn expire_offsets(&self, now_ms: i64) {
+        let expired = self.groups.coordinator.borrow().expired_offsets(now_ms);
+        let mut by_group: BTreeMap<String, Vec<(OffsetKey, Option<CommittedOffset>)>> =
+            BTreeMap::new();
+        for (group, topic, partition) in expired {
+            by_group.entry(group.clone()).or_default().push((
+                OffsetKey {
+                    group,
+                    topic,
+                    partition,
+                },
+                None,
+            ));
+        }
+        for (group, tombstones) in by_group {
+            let Ok(partition) = self.offsets_partition(&group) else {
+                continue;
+            };
+            let count = tombstones.len();
+            match self.write_offsets(&partition, tombstones).await {
+                Ok(()) => eprintln!(
+                    "quiver: group '{group}': {count} committed offsets expired (group empty past offsets retention)"
+                ),
+                Err((_, e)) => eprintln!("quiver: group '{group}': expiring offsets failed: {e}"),
+            }
         }
     }
 

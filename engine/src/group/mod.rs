@@ -90,6 +90,10 @@ pub struct CoordinatorConfig {
     pub group_max_size: usize,
     /// Assignor of a group whose first member names none.
     pub default_assignor: AssignorKind,
+    /// How long committed offsets of a group without members are kept (Kafka's
+    /// `offsets.retention.minutes`, 7 days): counted from when the group became empty, or from
+    /// the commit if that is later.
+    pub offsets_retention_ms: i64,
 }
 
 impl Default for CoordinatorConfig {
@@ -100,6 +104,7 @@ impl Default for CoordinatorConfig {
             heartbeat_interval_ms: 3000,
             group_max_size: 1000,
             default_assignor: AssignorKind::CooperativeSticky,
+            offsets_retention_ms: 7 * 24 * 3600 * 1000,
         }
     }
 }
@@ -358,11 +363,15 @@ struct Group {
     /// Partition counts of the subscribed topics the target was computed from.
     partition_counts: BTreeMap<String, i32>,
     offsets: BTreeMap<(String, i32), CommittedOffset>,
+    /// When the last member left (None while members are live, or if it never had any since
+    /// this coordinator started: then the commit times count).
+    empty_since_ms: Option<i64>,
 }
 
 impl Group {
     fn new(assignor: AssignorKind) -> Group {
         Group {
+            empty_since_ms: None,
             epoch: 0,
             assignment_epoch: 0,
             assignor,
@@ -499,9 +508,17 @@ impl Group {
         }
     }
 
-    fn remove_member(&mut self, id: &str, partitions_of: &dyn Fn(&str) -> Option<i32>) -> bool {
+    fn remove_member(
+        &mut self,
+        id: &str,
+        now_ms: i64,
+        partitions_of: &dyn Fn(&str) -> Option<i32>,
+    ) -> bool {
         if self.members.remove(id).is_none() {
             return false;
+        }
+        if self.members.is_empty() {
+            self.empty_since_ms = Some(now_ms);
         }
         self.target.remove(id);
         self.bump(partitions_of);
@@ -573,7 +590,7 @@ impl GroupCoordinator {
         let group_id = input.group_id.clone();
         if input.member_epoch == EPOCH_LEAVE {
             if let Some(group) = self.groups.get_mut(&group_id) {
-                group.remove_member(&input.member_id, partitions_of);
+                group.remove_member(&input.member_id, now_ms, partitions_of);
             }
             self.forget_if_idle(&group_id);
             return Ok(HeartbeatOut {
@@ -706,6 +723,7 @@ impl GroupCoordinator {
         if group.members.is_empty() || (rejoining && group.members.len() == 1) {
             group.assignor = requested.unwrap_or(default);
         }
+        group.empty_since_ms = None;
         // A rejoin starts over: whatever the old incarnation held is released.
         group.members.remove(&member_id);
         group.target.remove(&member_id);
@@ -757,7 +775,7 @@ impl GroupCoordinator {
                 })
                 .collect();
             for (member, session) in doomed {
-                group.remove_member(&member, partitions_of);
+                group.remove_member(&member, now_ms, partitions_of);
                 expired.push(if session {
                     Expired::Session {
                         group: group_id.clone(),
@@ -928,6 +946,28 @@ impl GroupCoordinator {
                 })
                 .collect(),
         })
+    }
+
+    /// Committed offsets past retention: of groups without members, those whose group has
+    /// been empty (and whose commit is) older than `offsets_retention_ms`. The shell writes
+    /// their tombstones, then applies them with [`GroupCoordinator::apply_offset`].
+    pub fn expired_offsets(&self, now_ms: i64) -> Vec<(String, String, i32)> {
+        let retention = self.config.offsets_retention_ms;
+        let mut out = Vec::new();
+        for (id, g) in &self.groups {
+            if !g.members.is_empty() {
+                continue;
+            }
+            for ((topic, partition), c) in &g.offsets {
+                let since = g
+                    .empty_since_ms
+                    .map_or(c.commit_timestamp_ms, |e| e.max(c.commit_timestamp_ms));
+                if now_ms.saturating_sub(since) > retention {
+                    out.push((id.clone(), topic.clone(), *partition));
+                }
+            }
+        }
+        out
     }
 
     /// Checks that a group can be deleted: it exists and has no live members.

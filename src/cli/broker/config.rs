@@ -28,6 +28,9 @@ pub const GROUP_MAX_SESSION_TIMEOUT_MS_DEFAULT: i32 = 300_000;
 /// Default member heartbeat interval, ms.
 pub const GROUP_HEARTBEAT_INTERVAL_MS_DEFAULT: i32 = 3000;
 
+/// Default retention of an empty group's committed offsets, ms (Kafka's 7 days).
+pub const OFFSETS_RETENTION_MS_DEFAULT: i64 = 7 * 24 * 3600 * 1000;
+
 /// `quiver broker`: run a broker in the foreground until SIGINT or SIGTERM.
 #[derive(Debug, Args)]
 pub struct BrokerArgs {
@@ -73,6 +76,9 @@ pub struct BrokerArgs {
     /// How often group members heartbeat, ms (told to them in every heartbeat). [default: 3000]
     #[arg(long, env = "QUIVER_GROUP_HEARTBEAT_INTERVAL_MS")]
     pub group_heartbeat_interval_ms: Option<i32>,
+    /// How long committed offsets of a group without members are kept, ms. [default: 604800000 (7 days)]
+    #[arg(long, env = "QUIVER_OFFSETS_RETENTION_MS")]
+    pub offsets_retention_ms: Option<i64>,
     /// Test hook: leave every n-th produce request unanswered after appending it, so clients
     /// retry (idempotence tests). Never use in production.
     #[arg(long, env = "QUIVER_FAULT_DROP_PRODUCE_RESPONSE_EVERY", hide = true)]
@@ -96,6 +102,7 @@ struct FileConfig {
     group_min_session_timeout_ms: Option<i32>,
     group_max_session_timeout_ms: Option<i32>,
     group_heartbeat_interval_ms: Option<i32>,
+    offsets_retention_ms: Option<i64>,
 }
 
 /// Settings after merging, every one decided.
@@ -114,6 +121,7 @@ pub struct Settings {
     pub group_min_session_timeout_ms: i32,
     pub group_max_session_timeout_ms: i32,
     pub group_heartbeat_interval_ms: i32,
+    pub offsets_retention_ms: i64,
     pub fault_drop_produce_response_every: u32,
 }
 
@@ -214,7 +222,17 @@ impl BrokerArgs {
                  and below the minimum session timeout ({group_min_session_timeout_ms})"
             )));
         }
+        let offsets_retention_ms = self
+            .offsets_retention_ms
+            .or(file.offsets_retention_ms)
+            .unwrap_or(OFFSETS_RETENTION_MS_DEFAULT);
+        if offsets_retention_ms < 1 {
+            return Err(CliError::BadInput(
+                "--offsets-retention-ms must be at least 1".into(),
+            ));
+        }
         Ok(Settings {
+            offsets_retention_ms,
             group_min_session_timeout_ms,
             group_max_session_timeout_ms,
             group_heartbeat_interval_ms,

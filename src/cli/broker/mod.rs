@@ -61,6 +61,7 @@ pub fn run(args: BrokerArgs) -> Result<(), CliError> {
     engine_config.groups.session_timeout_min_ms = settings.group_min_session_timeout_ms;
     engine_config.groups.session_timeout_max_ms = settings.group_max_session_timeout_ms;
     engine_config.groups.heartbeat_interval_ms = settings.group_heartbeat_interval_ms;
+    engine_config.groups.offsets_retention_ms = settings.offsets_retention_ms;
     engine_config.fault_drop_produce_response_every = settings.fault_drop_produce_response_every;
     let seeds = broker::prepare(&engine_config).map_err(|e| CliError::Fatal(e.to_string()))?;
 
