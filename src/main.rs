@@ -30,6 +30,8 @@ enum Command {
     Produce(cli::client::produce::ProduceArgs),
     /// Print a topic's records, one value per line.
     Consume(cli::client::consume::ConsumeArgs),
+    /// List, describe, reset the offsets of, and delete consumer groups.
+    Group(cli::client::group::GroupArgs),
     /// Inspect and check a partition log directory on disk.
     Log(cli::log::LogArgs),
     /// Load-test a broker: workloads, latency percentiles, JSON reports, plots, comparisons.
@@ -51,6 +53,7 @@ fn main() -> ExitCode {
         Command::Topic(args) => cli::client::topic::run(args),
         Command::Produce(args) => cli::client::produce::run(args),
         Command::Consume(args) => cli::client::consume::run(args),
+        Command::Group(args) => cli::client::group::run(args),
         Command::Log(args) => cli::log::run(args),
         Command::Bench(args) => cli::bench::run(args),
     };

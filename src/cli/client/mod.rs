@@ -7,6 +7,7 @@
 //! `--insecure-skip-verify` for development only.
 
 pub mod consume;
+pub mod group;
 pub mod produce;
 pub mod topic;
 
