@@ -181,6 +181,11 @@ impl Consumer {
         self.assignment = partitions;
     }
 
+    /// The connection to the cluster this consumer uses.
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
     /// The assigned partitions.
     pub fn assignment(&self) -> &[TopicPartition] {
         &self.assignment
