@@ -256,3 +256,79 @@ fn members_share_partitions_survive_a_kill_and_commit_what_they_printed() {
     assert_eq!(stdout_of(&again), "", "committed records were read again");
     assert!(broker.stop().success());
 }
+
+/// The SDK's `GroupConsumer`: a member that stops polling past its session timeout is removed
+/// (its partition goes to the other member), and when it polls again it rejoins without an
+/// error; manual `commit_offsets` is fenced for the removed incarnation but works after.
+#[test]
+fn a_member_that_stops_polling_is_replaced_and_rejoins() {
+    use quiver_transport::client::{
+        Client, ClientConfig, ConsumerConfig, GroupConfig, GroupConsumer, OffsetReset,
+    };
+    use quiver_transport::quic::Trust;
+
+    let dir = tempfile::tempdir().unwrap();
+    let broker = BrokerProcess::start(
+        dir.path(),
+        2,
+        &[
+            "--group-min-session-timeout-ms",
+            "500",
+            "--group-heartbeat-interval-ms",
+            "100",
+        ],
+    );
+    let out = broker.cli(&["topic", "create", TOPIC, "--partitions", "2"], None);
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    produce(&broker, 0, 100);
+    let trust = Trust::from_pem_file(&broker.ca()).unwrap();
+    let config = ClientConfig::new(broker.bootstrap(), trust);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async move {
+        let join = |config: ClientConfig| async move {
+            let client = Client::connect(config).await.unwrap();
+            let consumer_config = ConsumerConfig {
+                auto_offset_reset: OffsetReset::Earliest,
+                ..ConsumerConfig::default()
+            };
+            let mut group = GroupConfig::new("sdk");
+            group.session_timeout = Duration::from_millis(1000);
+            group.auto_commit_interval = Duration::from_millis(200);
+            GroupConsumer::subscribe(client, consumer_config, group, vec![TOPIC.into()])
+                .await
+                .unwrap()
+        };
+        let mut a = join(config.clone()).await;
+        let mut b = join(config.clone()).await;
+        let deadline = Instant::now() + WAIT_MAX;
+        while a.assignment().len() + b.assignment().len() < 2 || a.assignment().is_empty() {
+            assert!(Instant::now() < deadline, "never balanced");
+            a.poll(Duration::from_millis(50)).await.unwrap();
+            b.poll(Duration::from_millis(50)).await.unwrap();
+        }
+        let old_id = a.member_id().to_string();
+        // a goes quiet for twice its session; b keeps polling and takes a's partition.
+        let quiet_until = Instant::now() + Duration::from_millis(2000);
+        while Instant::now() < quiet_until {
+            b.poll(Duration::from_millis(50)).await.unwrap();
+        }
+        assert_eq!(b.assignment().len(), 2, "b did not take over");
+        // a polls again: no error; it rejoins under a new id and gets a partition back.
+        let deadline = Instant::now() + WAIT_MAX;
+        while a.assignment().is_empty() || b.assignment().len() != 1 {
+            assert!(Instant::now() < deadline, "a never rejoined");
+            a.poll(Duration::from_millis(50)).await.unwrap();
+            b.poll(Duration::from_millis(50)).await.unwrap();
+        }
+        assert_ne!(a.member_id(), old_id);
+        let mine: BTreeMap<_, _> = a.assignment().into_iter().map(|tp| (tp, 1)).collect();
+        a.commit_offsets(&mine).await.unwrap();
+        a.close().await.unwrap();
+        b.close().await.unwrap();
+    });
+    assert!(broker.stop().success());
+}

@@ -159,7 +159,8 @@ impl GroupConsumer {
             }
             if self.group.enable_auto_commit && Instant::now() >= self.next_auto_commit {
                 self.next_auto_commit = Instant::now() + self.group.auto_commit_interval;
-                self.commit_owned().await?;
+                let committed = self.commit_owned().await;
+                self.tolerate(committed)?;
             }
             let now = Instant::now();
             let wait = deadline
@@ -201,6 +202,43 @@ impl GroupConsumer {
         self.owned.clear();
         let left = self.send_heartbeat().await.map(drop);
         committed.and(left)
+    }
+
+    /// Auto-commit failures that must not stop consumption: retriable ones (tried again at
+    /// the next interval) and a lost membership (the partitions are dropped, the member
+    /// rejoins).
+    fn tolerate(&mut self, result: Result<(), ClientError>) -> Result<(), ClientError> {
+        match result {
+            Ok(()) => Ok(()),
+            Err(e) if e.is_retriable() => Ok(()),
+            Err(e)
+                if matches!(
+                    e.error_code(),
+                    Some(
+                        ErrorCode::UnknownMemberId
+                            | ErrorCode::FencedMemberEpoch
+                            | ErrorCode::StaleMemberEpoch
+                    )
+                ) =>
+            {
+                self.lose_membership(e.error_code() == Some(ErrorCode::UnknownMemberId));
+                Ok(())
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Drops every partition without committing (they may be another member's already) and
+    /// rejoins on the next heartbeat.
+    fn lose_membership(&mut self, forget_id: bool) {
+        self.owned.clear();
+        self.committed.clear();
+        self.consumer.assign(Vec::new());
+        if forget_id {
+            self.member_id.clear();
+        }
+        self.epoch = MEMBER_EPOCH_JOIN;
+        self.next_heartbeat = Instant::now();
     }
 
     /// Leaves the group without committing anything (after a manual commit, say).
@@ -302,14 +340,7 @@ impl GroupConsumer {
             ErrorCode::None => {}
             ErrorCode::UnknownMemberId | ErrorCode::FencedMemberEpoch => {
                 // Removed: the partitions may already be someone else's; do not commit them.
-                self.owned.clear();
-                self.committed.clear();
-                self.consumer.assign(Vec::new());
-                if response.error_code == ErrorCode::UnknownMemberId {
-                    self.member_id.clear();
-                }
-                self.epoch = MEMBER_EPOCH_JOIN;
-                self.next_heartbeat = Instant::now();
+                self.lose_membership(response.error_code == ErrorCode::UnknownMemberId);
                 return Ok(());
             }
             code if code.is_retriable() => {
@@ -352,7 +383,12 @@ impl GroupConsumer {
                         offsets.insert(tp.clone(), position);
                     }
                 }
-                self.commit(offsets).await?;
+                let committed = self.commit(offsets).await;
+                self.tolerate(committed)?;
+                if self.epoch == MEMBER_EPOCH_JOIN {
+                    // The membership was lost while committing: everything is dropped.
+                    return Ok(());
+                }
             }
             for tp in &revoked {
                 self.owned.remove(tp);
