@@ -1,7 +1,7 @@
 //! `quiver bench` end to end: each implemented workload runs briefly against an `--embedded`
 //! broker (a child `quiver broker` on free ports, temporary data dir) and its JSON report is
 //! checked for exact record counts (fixed `--messages`, no warm-up), the documented shape and
-//! no errors; the consumer-group workloads fail with exit status 4; `compare` and `--plot`
+//! no errors; the consumer-group workloads share one topic through one group; `compare` and `--plot`
 //! work on the reports written.
 
 mod common;
@@ -186,19 +186,43 @@ fn every_implemented_workload_runs_embedded_and_reports_exact_counts() {
 }
 
 #[test]
-fn consumer_group_workloads_fail_clearly_until_groups_exist() {
-    for workload in [
+fn consumer_group_workloads_share_a_topic_through_one_group() {
+    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    let d = dir.path();
+    // Three members of one group share a filled 6-partition topic: together they read it
+    // exactly (the count is the group's total, not a per-member share).
+    let group = bench(
+        d,
         "balanced-consumer-group",
+        &[
+            "--consumers",
+            "3",
+            "--partitions",
+            "6",
+            "--messages",
+            "20000",
+        ],
+    );
+    assert_eq!(records(&group, "consume"), 20_000);
+    assert!(group["results"]["produce"].is_null());
+    // Producers and a group of consumers on one topic: everything produced is consumed.
+    let both = bench(
+        d,
         "balanced-producer-and-consumer-group",
-    ] {
-        let out = quiver(&["bench", workload, "--embedded", "--no-progress"]);
-        assert_eq!(out.status.code(), Some(4), "{workload}: {out:?}");
-        let err = stderr_of(&out);
-        assert!(
-            err.contains("needs consumer groups (not implemented yet)"),
-            "{err}"
-        );
-    }
+        &[
+            "--producers",
+            "2",
+            "--consumers",
+            "2",
+            "--partitions",
+            "4",
+            "--messages",
+            "20000",
+        ],
+    );
+    assert_eq!(records(&both, "produce"), 20_000);
+    assert_eq!(records(&both, "consume"), 20_000);
+    assert_eq!(both["results"]["latency_kind"], "end-to-end");
 }
 
 #[test]

@@ -21,10 +21,9 @@ pub enum Workload {
     PinnedProducerAndConsumer,
     /// Producers sharing one topic of many partitions.
     BalancedProducer,
-    /// Consumers of one group sharing a topic. Needs consumer groups (not implemented yet).
+    /// Consumers of one group sharing a topic of many partitions, filled before.
     BalancedConsumerGroup,
-    /// Producers and a consumer group sharing a topic. Needs consumer groups (not implemented
-    /// yet).
+    /// Producers and a consumer group sharing a topic of many partitions.
     BalancedProducerAndConsumerGroup,
     /// Each record's produce-to-consume latency: producer/consumer pairs as
     /// `pinned-producer-and-consumer`, reporting end-to-end latency first.
@@ -56,8 +55,8 @@ impl Workload {
         }
     }
 
-    /// Whether it needs consumer groups, which the broker does not have yet.
-    pub fn needs_consumer_groups(self) -> bool {
+    /// Whether its consumers are members of one consumer group.
+    pub fn uses_group(self) -> bool {
         matches!(
             self,
             Workload::BalancedConsumerGroup | Workload::BalancedProducerAndConsumerGroup

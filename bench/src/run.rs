@@ -30,8 +30,9 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use bytes::{BufMut, Bytes, BytesMut};
 use quiver_transport::batch::Compression;
 use quiver_transport::client::{
-    partition_for_key, Admin, ClientConfig, ClientError, Consumer, ConsumerConfig, DeliveryFuture,
-    NewTopic, OffsetReset, Producer, ProducerConfig, ProducerRecord, TopicPartition,
+    partition_for_key, Admin, Client, ClientConfig, ClientError, Consumer, ConsumerConfig,
+    ConsumerRecord, DeliveryFuture, GroupConfig, GroupConsumer, NewTopic, OffsetReset, Producer,
+    ProducerConfig, ProducerRecord, TopicPartition,
 };
 use quiver_transport::protocol::Acks;
 use rand::rngs::SmallRng;
@@ -106,9 +107,6 @@ pub enum BenchError {
     /// The parameters do not fit together.
     #[error("{0}")]
     InvalidParams(String),
-    /// The workload needs consumer groups, which the broker does not implement yet.
-    #[error("{0} needs consumer groups (not implemented yet)")]
-    NeedsConsumerGroups(Workload),
     /// The embedded broker did not start.
     #[error("embedded broker: {0}")]
     Embedded(String),
@@ -133,9 +131,6 @@ fn client_error(context: impl Into<String>) -> impl FnOnce(ClientError) -> Bench
 /// Runs `params` against `target`.
 pub fn run(params: &Params, target: Target, options: &Options) -> Result<Report, BenchError> {
     params.validate().map_err(BenchError::InvalidParams)?;
-    if params.workload.needs_consumer_groups() {
-        return Err(BenchError::NeedsConsumerGroups(params.workload));
-    }
     let mut embedded = None;
     let config = match target {
         Target::Bootstrap(config) => config,
@@ -318,6 +313,9 @@ struct ProducerPlan {
 struct ConsumerPlan {
     topic: String,
     partitions: i32,
+    /// For consumer-group members: the records received by the whole group, which `expect`
+    /// and `tail` are checked against instead of this consumer's own count.
+    group_received: Option<Arc<AtomicU64>>,
     /// Stop after this many records...
     expect: Option<u64>,
     /// ... or once the producer of the topic is done and everything it wrote arrived.
@@ -338,7 +336,9 @@ async fn run_async(
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_millis());
     let topic_count = match workload {
-        Workload::BalancedProducer => 1,
+        Workload::BalancedProducer
+        | Workload::BalancedConsumerGroup
+        | Workload::BalancedProducerAndConsumerGroup => 1,
         Workload::PinnedConsumer => params.consumers,
         _ => params.producers,
     };
@@ -357,13 +357,17 @@ async fn run_async(
     drop(admin);
 
     let consumer_records = params.messages.unwrap_or(CONSUMER_RECORDS_DEFAULT);
-    if workload == Workload::PinnedConsumer {
+    if matches!(
+        workload,
+        Workload::PinnedConsumer | Workload::BalancedConsumerGroup
+    ) {
         fill(params, &config, &topics, consumer_records).await?;
         if let Some(broker) = embedded.as_mut() {
             tokio::task::block_in_place(|| broker.restart()).map_err(BenchError::Embedded)?;
         }
     }
-    let outcome = measure(params, &config, &topics, consumer_records, options).await;
+    let group = format!("bench-{workload}-{run_id}");
+    let outcome = measure(params, &config, &topics, &group, consumer_records, options).await;
     if !options.keep_topics {
         // A failure to clean up does not change the figures; say so and carry on.
         match Admin::connect(config.clone()).await {
@@ -455,6 +459,9 @@ async fn fill(
     Ok(())
 }
 
+/// Session timeout of benchmark group members (they poll continuously).
+const GROUP_SESSION_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// Actor `i`'s share of `total` over `n` actors (the first ones take the remainder).
 fn share(total: u64, n: usize, i: usize) -> u64 {
     let n = n as u64;
@@ -465,6 +472,7 @@ async fn measure(
     params: &Params,
     config: &ClientConfig,
     topics: &[String],
+    group: &str,
     consumer_records: u64,
     options: &Options,
 ) -> Result<Outcome, BenchError> {
@@ -494,7 +502,25 @@ async fn measure(
         ..ConsumerConfig::default()
     };
     let mut consumers = Vec::new();
-    if workload.consumes() {
+    if workload.consumes() && workload.uses_group() {
+        // Members of one group share the topic; the coordinator assigns the partitions.
+        for i in 0..params.consumers {
+            let client = Client::connect(config.clone())
+                .await
+                .map_err(client_error("connecting a consumer"))?;
+            let mut group_config = GroupConfig::new(group);
+            group_config.session_timeout = GROUP_SESSION_TIMEOUT;
+            let consumer = GroupConsumer::subscribe(
+                client,
+                consumer_config.clone(),
+                group_config,
+                vec![topics[0].clone()],
+            )
+            .await
+            .map_err(client_error(format!("joining group {group}")))?;
+            consumers.push((i, BenchConsumer::Group(Box::new(consumer))));
+        }
+    } else if workload.consumes() {
         for (i, topic) in topics.iter().enumerate().take(params.consumers) {
             let mut consumer = Consumer::connect(config.clone(), consumer_config.clone())
                 .await
@@ -507,7 +533,7 @@ async fn measure(
                 .seek_to_beginning(&tps)
                 .await
                 .map_err(client_error(format!("seeking {topic}")))?;
-            consumers.push((i, consumer));
+            consumers.push((i, BenchConsumer::Assigned(consumer)));
         }
     }
 
@@ -525,11 +551,7 @@ async fn measure(
     let mut producer_tasks = Vec::new();
     let producer_count = producers.len();
     for (i, producer) in producers {
-        let topic_index = if workload == Workload::BalancedProducer {
-            0
-        } else {
-            i
-        };
+        let topic_index = if topics.len() == 1 { 0 } else { i };
         let plan = ProducerPlan {
             index: i,
             topic: topics[topic_index].clone(),
@@ -548,13 +570,22 @@ async fn measure(
     }
     let mut consumer_tasks = Vec::new();
     let consumer_count = consumers.len();
+    // Group members count together: each owns whatever partitions it is given.
+    let group_received = workload.uses_group().then(|| Arc::new(AtomicU64::new(0)));
     for (i, consumer) in consumers {
         let live = workload.produces();
+        let topic_index = if topics.len() == 1 { 0 } else { i };
+        let expect = if group_received.is_some() {
+            consumer_records
+        } else {
+            share(consumer_records, consumer_count, i)
+        };
         let plan = ConsumerPlan {
-            topic: topics[i].clone(),
+            topic: topics[topic_index].clone(),
             partitions: params.partitions,
-            expect: (!live).then(|| share(consumer_records, consumer_count, i)),
-            tail: live.then(|| progress[i].clone()),
+            expect: (!live).then_some(expect),
+            tail: live.then(|| progress[topic_index].clone()),
+            group_received: group_received.clone(),
             // Consumers of live producers stop by draining; of filled topics, at the deadline
             // if one is set and no count was asked for.
             deadline: if live || params.messages.is_some() {
@@ -780,12 +811,31 @@ async fn await_deliveries(
 }
 
 /// One consumer actor.
-async fn consume(shared: Arc<Shared>, mut consumer: Consumer, plan: ConsumerPlan, e2e: bool) {
+/// A benchmark consumer: assigned partitions, or a consumer-group member.
+enum BenchConsumer {
+    Assigned(Consumer),
+    Group(Box<GroupConsumer>),
+}
+
+impl BenchConsumer {
+    async fn poll(&mut self, timeout: Duration) -> Result<Vec<ConsumerRecord>, ClientError> {
+        match self {
+            BenchConsumer::Assigned(c) => c.poll(timeout).await,
+            BenchConsumer::Group(g) => g.poll(timeout).await,
+        }
+    }
+}
+
+async fn consume(shared: Arc<Shared>, mut consumer: BenchConsumer, plan: ConsumerPlan, e2e: bool) {
     let recorder = shared.consume.recorder();
-    let mut received = 0u64;
+    let mut own_received = 0u64;
     let mut failed_polls = 0;
     let mut drain_deadline = None;
     loop {
+        let received = plan
+            .group_received
+            .as_ref()
+            .map_or(own_received, |g| g.load(Ordering::Acquire));
         let now = Instant::now();
         if plan.expect.is_some_and(|n| received >= n) {
             break;
@@ -828,7 +878,10 @@ async fn consume(shared: Arc<Shared>, mut consumer: Consumer, plan: ConsumerPlan
                         }
                     }
                 }
-                received += records.len() as u64;
+                own_received += records.len() as u64;
+                if let Some(group) = &plan.group_received {
+                    group.fetch_add(records.len() as u64, Ordering::AcqRel);
+                }
                 if measuring {
                     shared.consume.counter.add(records.len() as u64, bytes);
                     if !e2e && !records.is_empty() {
@@ -846,6 +899,15 @@ async fn consume(shared: Arc<Shared>, mut consumer: Consumer, plan: ConsumerPlan
             }
         }
     }
+    if let BenchConsumer::Group(group) = consumer {
+        if let Err(e) = (*group).close().await {
+            shared.error(format!("leaving the group: {e}"));
+        }
+    }
+    let received = plan
+        .group_received
+        .as_ref()
+        .map_or(own_received, |g| g.load(Ordering::Acquire));
     if let Some(n) = plan.expect {
         if received < n && plan.deadline.is_none() {
             shared.error(format!(

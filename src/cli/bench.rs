@@ -4,9 +4,7 @@
 //! A run prints a live progress line on stderr (when it is a terminal), then the table on
 //! stdout; `--json FILE` writes the report, `--plot FILE.svg` the throughput and latency over
 //! time. Exit status: 0 when the run completed without errors; 1 when it could not run or hit
-//! errors (the table still shows the figures and the errors); 4 for the workloads that need
-//! consumer groups (`balanced-consumer-group`, `balanced-producer-and-consumer-group`), which
-//! the broker does not implement yet; 2 for usage errors.
+//! errors (the table still shows the figures and the errors); 2 for usage errors.
 
 use std::path::PathBuf;
 
@@ -38,10 +36,9 @@ enum BenchCommand {
     PinnedProducerAndConsumer(WorkloadArgs),
     /// Producers sharing one topic of many partitions (default: 8 producers, 8 partitions).
     BalancedProducer(WorkloadArgs),
-    /// Consumer group sharing one topic. Needs consumer groups: not implemented yet (exit 4).
+    /// Members of one consumer group sharing one filled topic of many partitions.
     BalancedConsumerGroup(WorkloadArgs),
-    /// Producers and a consumer group sharing one topic. Needs consumer groups: not
-    /// implemented yet (exit 4).
+    /// Producers and one consumer group sharing one topic of many partitions.
     BalancedProducerAndConsumerGroup(WorkloadArgs),
     /// Each record's produce-to-consume latency through producer/consumer pairs (default: 1
     /// pair; use --rate for open-loop latency).
@@ -144,11 +141,6 @@ pub fn run(args: BenchArgs) -> Result<(), CliError> {
         }
         BenchCommand::EndToEnd(w) => (Workload::EndToEnd, w),
     };
-    if workload.needs_consumer_groups() {
-        return Err(CliError::Unsupported(format!(
-            "bench {workload} needs consumer groups (not implemented yet)"
-        )));
-    }
     if let Some(path) = &args.plot {
         if path.extension().and_then(|e| e.to_str()) != Some("svg") {
             return Err(CliError::BadInput(format!(
@@ -175,7 +167,6 @@ pub fn run(args: BenchArgs) -> Result<(), CliError> {
     };
     let report = quiver_bench::run(&params, target, &options).map_err(|e| match e {
         BenchError::InvalidParams(m) => CliError::BadInput(m),
-        BenchError::NeedsConsumerGroups(_) => CliError::Unsupported(e.to_string()),
         e => CliError::Client(e.to_string()),
     })?;
     print!("{}", report.table());

@@ -22,8 +22,8 @@ use quiver_engine::rt::{prepare_executor, ExecutorConfig};
 /// Registered io_uring memory of a command's executor: one executor, small sequential IO.
 const CLI_IO_MEMORY_BYTES: usize = 2 << 20;
 
-/// Why a command failed. Exits with status 1, 3 for a broker's fatal error, 4 for something
-/// not implemented yet (clap's usage errors exit with 2).
+/// Why a command failed. Exits with status 1, or 3 for a broker's fatal error (clap's usage
+/// errors exit with 2).
 #[derive(Debug, thiserror::Error)]
 pub enum CliError {
     /// An argument names something unusable: a missing directory, a file that is not a log.
@@ -54,10 +54,6 @@ pub enum CliError {
     /// `quiver log verify` found the log inconsistent.
     #[error("verify failed: {0}")]
     VerifyFailed(String),
-    /// The command needs something Quiver does not implement yet (e.g. a bench workload that
-    /// needs consumer groups).
-    #[error("{0}")]
-    Unsupported(String),
 }
 
 impl CliError {
@@ -65,7 +61,6 @@ impl CliError {
     pub fn exit_code(&self) -> ExitCode {
         match self {
             CliError::Fatal(_) => ExitCode::from(3),
-            CliError::Unsupported(_) => ExitCode::from(4),
             _ => ExitCode::from(1),
         }
     }
