@@ -140,6 +140,8 @@ pub struct Consumer {
     assignment: Vec<TopicPartition>,
     /// Next offset to return, per assigned partition; absent until reset or seek.
     positions: HashMap<TopicPartition, i64>,
+    /// High watermark per assigned partition, from the last fetch that answered for it.
+    high_watermarks: HashMap<TopicPartition, i64>,
 }
 
 impl Consumer {
@@ -169,6 +171,7 @@ impl Consumer {
             config,
             assignment: Vec::new(),
             positions: HashMap::new(),
+            high_watermarks: HashMap::new(),
         })
     }
 
@@ -178,7 +181,23 @@ impl Consumer {
         partitions.sort();
         partitions.dedup();
         self.positions.retain(|tp, _| partitions.contains(tp));
+        self.high_watermarks.retain(|tp, _| partitions.contains(tp));
         self.assignment = partitions;
+    }
+
+    /// The position of `tp` if it has one now (assigned and seeked, reset or fetched), without
+    /// asking the broker; see [`Consumer::position`].
+    pub fn known_position(&self, tp: &TopicPartition) -> Option<i64> {
+        self.positions.get(tp).copied()
+    }
+
+    /// How many records of `tp` are left to read: the high watermark of the last fetch that
+    /// answered for it minus the position (at least 0). `None` before such a fetch or without
+    /// a position. It is as fresh as that fetch, not a broker round trip.
+    pub fn lag(&self, tp: &TopicPartition) -> Option<i64> {
+        let high_watermark = self.high_watermarks.get(tp)?;
+        let position = self.positions.get(tp)?;
+        Some((high_watermark - position).max(0))
     }
 
     /// The connection to the cluster this consumer uses.
@@ -434,6 +453,10 @@ impl Consumer {
             };
             match result.error_code {
                 ErrorCode::None => {
+                    if result.high_watermark >= 0 {
+                        self.high_watermarks
+                            .insert(tp.clone(), result.high_watermark);
+                    }
                     let data = result.records.to_bytes();
                     let (mut decoded, next) =
                         decode_fetched(&tp.topic, tp.partition, &data, *fetch_offset)?;

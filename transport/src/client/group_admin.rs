@@ -125,6 +125,40 @@ impl Admin {
         }
     }
 
+    /// Deletes several groups in one request: one result per group, in the order given (a
+    /// group with live members is `NonEmptyGroup`, an unknown one `GroupIdNotFound`).
+    pub async fn delete_groups(
+        &self,
+        groups: &[String],
+    ) -> Result<Vec<(String, Result<(), ClientError>)>, ClientError> {
+        let request = DeleteGroupsRequest {
+            groups: groups.to_vec(),
+        };
+        let mut results = match self.client().request_any(request.into()).await? {
+            Response::DeleteGroups(r) => r.results,
+            other => return Err(unexpected(ApiKey::DeleteGroups, &other)),
+        };
+        Ok(groups
+            .iter()
+            .map(|group| {
+                let result = match results.iter().position(|r| &r.group_id == group) {
+                    Some(i) => {
+                        let r = results.swap_remove(i);
+                        if r.error_code.is_ok() {
+                            Ok(())
+                        } else {
+                            Err(group_error(r.error_code, r.error_message, group))
+                        }
+                    }
+                    None => Err(ClientError::Protocol(format!(
+                        "DeleteGroups answer lacks group '{group}'"
+                    ))),
+                };
+                (group.clone(), result)
+            })
+            .collect())
+    }
+
     /// Every committed offset of a group, sorted by topic and partition.
     pub async fn list_group_offsets(&self, group: &str) -> Result<Vec<GroupOffset>, ClientError> {
         let request = OffsetFetchRequest {

@@ -67,7 +67,7 @@ pub use config::{BrokerAddr, ClientConfig, DEFAULT_CA_PATH, TLS_CA_ENV};
 pub use consumer::{decode_fetched, Consumer, ConsumerConfig, ConsumerRecord, OffsetReset};
 pub use error::ClientError;
 pub use group_admin::{GroupOffset, PartitionLag};
-pub use group_consumer::{GroupConfig, GroupConsumer};
+pub use group_consumer::{GroupConfig, GroupConsumer, RebalanceListener};
 pub use net::{Client, ListedOffset, CLIENT_SOFTWARE_NAME};
 pub use partitioner::{murmur2, partition_for_key, to_positive};
 pub use producer::{DeliveryFuture, Producer, ProducerConfig, ProducerRecord, RecordMetadata};
