@@ -7,10 +7,10 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use crate::protocol::{
     ApiKey, DeleteGroupsRequest, DescribeGroupsRequest, DescribedGroup, ErrorCode,
     FindCoordinatorRequest, FindCoordinatorResponse, ListGroupsRequest, ListedGroup,
-    OffsetCommitPartition, OffsetCommitRequest, OffsetCommitTopic, OffsetFetchRequest, OffsetSpec,
-    Response, COORDINATOR_KEY_GROUP,
+    OffsetFetchRequest, OffsetSpec, Response, COORDINATOR_KEY_GROUP,
 };
 
+use super::group_consumer::{commit_request, send_commit};
 use super::net::unexpected;
 use super::{Admin, ClientError, TopicPartition};
 
@@ -207,47 +207,9 @@ impl Admin {
         group: &str,
         offsets: &[(TopicPartition, i64)],
     ) -> Result<(), ClientError> {
-        let mut topics: BTreeMap<&str, Vec<OffsetCommitPartition>> = BTreeMap::new();
-        for (tp, offset) in offsets {
-            topics
-                .entry(tp.topic.as_str())
-                .or_default()
-                .push(OffsetCommitPartition {
-                    partition: tp.partition,
-                    committed_offset: *offset,
-                    committed_leader_epoch: -1,
-                    metadata: None,
-                });
-        }
-        let request = OffsetCommitRequest {
-            group_id: group.to_string(),
-            member_id: String::new(),
-            member_epoch: -1,
-            topics: topics
-                .into_iter()
-                .map(|(name, partitions)| OffsetCommitTopic {
-                    name: name.to_string(),
-                    partitions,
-                })
-                .collect(),
-        };
-        let response = match self.client().request_any(request.into()).await? {
-            Response::OffsetCommit(r) => r,
-            other => return Err(unexpected(ApiKey::OffsetCommit, &other)),
-        };
-        for t in response.topics {
-            for p in t.partitions {
-                if !p.error_code.is_ok() {
-                    return Err(ClientError::broker(
-                        p.error_code,
-                        p.error_message,
-                        &t.name,
-                        Some(p.partition),
-                    ));
-                }
-            }
-        }
-        Ok(())
+        // From outside the group: no member id, epoch -1.
+        let offsets: BTreeMap<TopicPartition, i64> = offsets.iter().cloned().collect();
+        send_commit(self.client(), commit_request(group, "", -1, &offsets)).await
     }
 
     /// Lag of a group on every partition of the topics it commits to or subscribes to (or of

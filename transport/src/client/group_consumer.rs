@@ -138,7 +138,7 @@ fn is_stale(e: &ClientError) -> bool {
     e.error_code() == Some(ErrorCode::StaleMemberEpoch)
 }
 
-fn commit_request(
+pub(crate) fn commit_request(
     group_id: &str,
     member_id: &str,
     member_epoch: i32,
@@ -171,7 +171,10 @@ fn commit_request(
 }
 
 /// Sends one OffsetCommit; the first partition error is the result.
-async fn send_commit(client: &Client, request: OffsetCommitRequest) -> Result<(), ClientError> {
+pub(crate) async fn send_commit(
+    client: &Client,
+    request: OffsetCommitRequest,
+) -> Result<(), ClientError> {
     let response = match client.request_any(request.into()).await? {
         Response::OffsetCommit(r) => r,
         other => return Err(unexpected(ApiKey::OffsetCommit, &other)),
