@@ -19,6 +19,15 @@
 //!   (KIP-480).
 //! - Memory is bounded outside: every record reserves its size bound from the producer's buffer
 //!   pool before it enters, and the bytes are released when its batch completes.
+//! - Idempotence (when on): every batch is stamped, as it is sealed, with the partition's
+//!   producer id, epoch and next sequence; the stamp stays through retries, so the broker
+//!   recognises a retry of a batch it already appended and answers with the first append's
+//!   offsets. A request carries at most [`IDEMPOTENT_BATCHES_PER_REQUEST_MAX`] batches of a
+//!   partition, the number of batches the broker remembers per producer, so a whole request's
+//!   retry is always recognised. When the broker refuses a partition's sequence (a batch
+//!   before it failed for good, or its producer state is gone) the partition waits for a new
+//!   producer id ([`Accumulator::await_identity`]) and its queued batches are re-stamped from
+//!   sequence 0 under it ([`Accumulator::reset_identity`]).
 
 use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant};
@@ -26,13 +35,43 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use tokio::sync::{oneshot, watch};
 
-use crate::batch::{BatchBuilder, Compression, RecordHeader, BATCH_HEADER_LEN};
+use crate::batch::{stamp_producer, BatchBuilder, Compression, RecordHeader, BATCH_HEADER_LEN};
 
 use super::partitioner::{partition_for_key, SmallRng};
 use super::{ClientError, RecordMetadata, TopicPartition};
 
 /// Where a record's result goes.
 pub(crate) type Delivery = oneshot::Sender<Result<RecordMetadata, ClientError>>;
+
+/// Batches of one partition in one request when idempotent: what the broker caches per producer
+/// and partition to answer retries (Kafka's `max.in.flight.requests.per.connection` bound).
+pub(crate) const IDEMPOTENT_BATCHES_PER_REQUEST_MAX: usize = 5;
+
+/// An idempotent producer's id and epoch, from the broker's InitProducerId.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProducerIdentity {
+    /// Producer id.
+    pub id: i64,
+    /// Producer epoch.
+    pub epoch: i16,
+}
+
+/// `seq + n` in the sequence space `0..=i32::MAX` (wrapping to 0, as the broker counts).
+fn add_sequence(seq: i32, n: usize) -> i32 {
+    let space = 1i64 << 31;
+    // rem_euclid keeps it in 0..2^31, so the cast is exact.
+    (i64::from(seq) + i64::try_from(n).unwrap_or(i64::MAX) % space).rem_euclid(space) as i32
+}
+
+/// A partition's idempotence state.
+#[derive(Debug, Clone, Copy)]
+struct Sequence {
+    identity: ProducerIdentity,
+    /// Sequence of the next batch sealed.
+    next: i32,
+    /// The broker refused the sequence: no sends until a new identity arrives.
+    awaiting: bool,
+}
 
 /// Bytes one varint (i32) takes at most.
 const VARINT_BYTES_MAX: usize = 5;
@@ -71,6 +110,8 @@ pub(crate) struct AccumulatorConfig {
     pub retries: u32,
     pub retry_backoff: Duration,
     pub retry_backoff_max: Duration,
+    /// Stamp batches with producer id, epoch and sequences (see the module docs).
+    pub idempotent: bool,
 }
 
 /// How the partition of a record is chosen.
@@ -214,6 +255,11 @@ pub(crate) struct Accumulator {
     flushes: usize,
     /// Batches that failed to build, reported by the next `ready`.
     failed: Vec<(BatchMeta, ClientError)>,
+    /// The identity partitions start with (idempotent producers).
+    identity: Option<ProducerIdentity>,
+    /// Per partition written to: its identity and next sequence. Never forgotten (a partition
+    /// going idle must continue its sequence), so bounded by the partitions written to.
+    sequences: HashMap<TopicPartition, Sequence>,
 }
 
 impl Accumulator {
@@ -227,7 +273,20 @@ impl Accumulator {
             incomplete: HashMap::new(),
             flushes: 0,
             failed: Vec::new(),
+            identity: None,
+            sequences: HashMap::new(),
         }
+    }
+
+    /// Sets the identity batches of partitions not written to yet are stamped with.
+    pub fn set_identity(&mut self, identity: ProducerIdentity) {
+        self.identity = Some(identity);
+    }
+
+    /// The identity and next sequence of `tp`, if it has been written to idempotently.
+    #[cfg(test)]
+    fn sequence_of(&self, tp: &TopicPartition) -> Option<(ProducerIdentity, i32)> {
+        self.sequences.get(tp).map(|s| (s.identity, s.next))
     }
 
     /// Appends a record; returns the partition chosen and whether a batch was sealed (the
@@ -347,7 +406,20 @@ impl Accumulator {
                 sticky.previous = Some(tp.partition);
             }
         }
-        match open.builder.build() {
+        let mut builder = open.builder;
+        if self.config.idempotent {
+            if let Some(current) = self.identity {
+                let sequence = self.sequences.entry(tp.clone()).or_insert(Sequence {
+                    identity: current,
+                    next: 0,
+                    awaiting: false,
+                });
+                builder =
+                    builder.producer(sequence.identity.id, sequence.identity.epoch, sequence.next);
+                sequence.next = add_sequence(sequence.next, builder.len());
+            }
+        }
+        match builder.build() {
             Ok(bytes) => queue.sealed.push_back(Batch {
                 meta: open.meta,
                 bytes: bytes.freeze(),
@@ -401,6 +473,9 @@ impl Accumulator {
             if queue.in_flight || queue.sealed.is_empty() {
                 continue;
             }
+            if self.sequences.get(tp).is_some_and(|s| s.awaiting) {
+                continue;
+            }
             match queue.retry_at {
                 Some(at) if now < at => wake(at, &mut ready),
                 _ => ready.partitions.push(tp.clone()),
@@ -420,8 +495,15 @@ impl Accumulator {
         assert!(!queue.in_flight, "{tp} already has a request in flight");
         let mut taken: Vec<Batch> = Vec::new();
         let mut bytes = 0;
+        let count_max = if self.config.idempotent {
+            IDEMPOTENT_BATCHES_PER_REQUEST_MAX
+        } else {
+            usize::MAX
+        };
         while let Some(batch) = queue.sealed.front() {
-            if !taken.is_empty() && bytes + batch.bytes.len() > budget_bytes {
+            if !taken.is_empty()
+                && (bytes + batch.bytes.len() > budget_bytes || taken.len() >= count_max)
+            {
                 break;
             }
             bytes += batch.bytes.len();
@@ -487,6 +569,45 @@ impl Accumulator {
         gave_up
     }
 
+    /// The broker refused `tp`'s sequence (OutOfOrderSequence or UnknownProducerId): puts the
+    /// request's batches back at the front, in order, and holds the partition until
+    /// [`Accumulator::reset_identity`] gives it a new producer identity. Nothing of the request
+    /// was appended, so re-sending its batches under the new identity duplicates nothing.
+    pub fn await_identity(&mut self, tp: &TopicPartition, batches: Vec<Batch>) {
+        let queue = self.partitions.entry(tp.clone()).or_default();
+        queue.in_flight = false;
+        queue.retry_at = None;
+        for batch in batches.into_iter().rev() {
+            queue.sealed.push_front(batch);
+        }
+        if let Some(sequence) = self.sequences.get_mut(tp) {
+            sequence.awaiting = true;
+        }
+    }
+
+    /// Gives `tp` a new producer identity: sequences restart at 0 and every queued batch of
+    /// it is re-stamped, in order (a copy and a CRC pass per batch: only after a refusal).
+    pub fn reset_identity(&mut self, tp: &TopicPartition, identity: ProducerIdentity) {
+        let mut next = 0;
+        if let Some(queue) = self.partitions.get_mut(tp) {
+            debug_assert!(!queue.in_flight, "reset while {tp} has a request in flight");
+            for batch in &mut queue.sealed {
+                let mut bytes = bytes::BytesMut::from(&batch.bytes[..]);
+                stamp_producer(&mut bytes, identity.id, identity.epoch, next);
+                batch.bytes = bytes.freeze();
+                next = add_sequence(next, batch.record_count());
+            }
+        }
+        self.sequences.insert(
+            tp.clone(),
+            Sequence {
+                identity,
+                next,
+                awaiting: false,
+            },
+        );
+    }
+
     /// Forgets a completed batch (for `flush`).
     pub fn finish(&mut self, batch_id: u64) {
         self.incomplete.remove(&batch_id);
@@ -544,6 +665,7 @@ mod tests {
             retries: u32::MAX,
             retry_backoff: Duration::from_millis(100),
             retry_backoff_max: Duration::from_secs(1),
+            idempotent: false,
         }
     }
 
@@ -729,6 +851,143 @@ mod tests {
         let late = t0 + Duration::from_secs(120);
         let gave_up = acc.requeue(late, &tp, again, &error);
         assert_eq!(gave_up.len(), 1);
+    }
+
+    fn idempotent_acc() -> Accumulator {
+        let mut acc = Accumulator::new(
+            AccumulatorConfig {
+                idempotent: true,
+                ..config()
+            },
+            SmallRng::new(1),
+        );
+        acc.set_identity(ProducerIdentity { id: 42, epoch: 3 });
+        acc
+    }
+
+    /// (producer id, epoch, base sequence, records) of a built batch, checking its CRC.
+    fn stamp_of(batch: &Batch) -> (i64, i16, i32, i32) {
+        let view = crate::batch::RecordBatch::parse(&batch.bytes).expect("valid batch");
+        let h = view.header();
+        (
+            h.producer_id(),
+            h.producer_epoch(),
+            h.base_sequence(),
+            view.records_count(),
+        )
+    }
+
+    #[test]
+    fn idempotent_batches_carry_consecutive_sequences_kept_through_retries() {
+        let mut acc = idempotent_acc();
+        let t0 = Instant::now();
+        let tp0 = TopicPartition::new("t", 0);
+        // 100-byte records in 1024-byte batches: several per batch, several batches.
+        for _ in 0..80 {
+            let _ = append(&mut acc, t0, PartitionChoice::Explicit(0), &[1u8; 100]);
+            let _ = append(&mut acc, t0, PartitionChoice::Explicit(1), &[2u8; 100]);
+        }
+        let ready = acc.ready(t0 + Duration::from_millis(5));
+        assert_eq!(ready.partitions.len(), 2);
+        let first = acc.take(&tp0, usize::MAX);
+        assert_eq!(
+            first.len(),
+            IDEMPOTENT_BATCHES_PER_REQUEST_MAX,
+            "an idempotent request carries at most the broker's cached batches"
+        );
+        let mut expected_seq = 0;
+        for batch in &first {
+            let (id, epoch, seq, count) = stamp_of(batch);
+            assert_eq!((id, epoch, seq), (42, 3, expected_seq));
+            expected_seq += count;
+        }
+        let stamps: Vec<Bytes> = first.iter().map(|b| b.bytes.clone()).collect();
+        let error = ClientError::Timeout {
+            what: "x".into(),
+            after: Duration::ZERO,
+        };
+        assert!(acc.requeue(t0, &tp0, first, &error).is_empty());
+        let _ = acc.ready(t0 + Duration::from_secs(1));
+        let again = acc.take(&tp0, usize::MAX);
+        let again_bytes: Vec<Bytes> = again.iter().map(|b| b.bytes.clone()).collect();
+        assert_eq!(
+            again_bytes, stamps,
+            "a retry re-sends the very same stamped bytes"
+        );
+        acc.complete(&tp0);
+        let rest = acc.take(&tp0, usize::MAX);
+        assert_eq!(stamp_of(&rest[0]).2, expected_seq, "the sequence continues");
+        // The other partition counts on its own, from 0.
+        let other = acc.take(&TopicPartition::new("t", 1), usize::MAX);
+        assert_eq!(stamp_of(&other[0]).2, 0);
+        let total: i32 = rest.iter().chain(&again).map(|b| stamp_of(b).3).sum();
+        assert_eq!(acc.sequence_of(&tp0).unwrap().1, total);
+    }
+
+    #[test]
+    fn a_refused_sequence_holds_the_partition_until_a_new_identity_restamps_it() {
+        let mut acc = idempotent_acc();
+        let t0 = Instant::now();
+        let tp = TopicPartition::new("t", 0);
+        for _ in 0..30 {
+            let _ = append(&mut acc, t0, PartitionChoice::Explicit(0), &[1u8; 100]);
+        }
+        let _ = acc.ready(t0 + Duration::from_millis(5));
+        let sent = acc.take(&tp, 2000);
+        let sent_ids: Vec<u64> = sent.iter().map(|b| b.meta.id).collect();
+        assert!(stamp_of(&sent[0]).2 == 0);
+        acc.await_identity(&tp, sent);
+        assert!(
+            acc.ready(t0 + Duration::from_secs(5)).partitions.is_empty(),
+            "nothing goes out under the refused identity"
+        );
+        acc.reset_identity(&tp, ProducerIdentity { id: 77, epoch: 0 });
+        let ready = acc.ready(t0 + Duration::from_secs(5));
+        assert_eq!(ready.partitions, vec![tp.clone()]);
+        let resent = acc.take(&tp, usize::MAX);
+        assert_eq!(
+            resent
+                .iter()
+                .take(sent_ids.len())
+                .map(|b| b.meta.id)
+                .collect::<Vec<_>>(),
+            sent_ids,
+            "the refused batches go first, in order"
+        );
+        let mut expected_seq = 0;
+        for batch in &resent {
+            let (id, epoch, seq, count) = stamp_of(batch);
+            assert_eq!((id, epoch, seq), (77, 0, expected_seq), "re-stamped from 0");
+            expected_seq += count;
+        }
+        // Batches sealed afterwards continue the new sequence.
+        acc.complete(&tp);
+        let _ = append(&mut acc, t0, PartitionChoice::Explicit(0), &[1u8; 100]);
+        let _ = acc.ready(t0 + Duration::from_secs(6));
+        let later = acc.take(&tp, usize::MAX);
+        let remaining: i32 = later.iter().map(|b| stamp_of(b).3).sum();
+        assert_eq!(stamp_of(&later[0]).0, 77);
+        assert_eq!(stamp_of(&later[0]).2, expected_seq);
+        assert_eq!(acc.sequence_of(&tp).unwrap().1, expected_seq + remaining);
+    }
+
+    #[test]
+    fn sequences_wrap_past_i32_max() {
+        assert_eq!(add_sequence(i32::MAX, 1), 0);
+        assert_eq!(add_sequence(i32::MAX - 1, 3), 1);
+        assert_eq!(add_sequence(5, 10), 15);
+    }
+
+    #[test]
+    fn non_idempotent_batches_carry_no_producer() {
+        let mut acc = Accumulator::new(config(), SmallRng::new(1));
+        acc.set_identity(ProducerIdentity { id: 42, epoch: 3 });
+        let t0 = Instant::now();
+        let _ = append(&mut acc, t0, PartitionChoice::Explicit(0), &[1u8; 100]);
+        let _ = acc.ready(t0 + Duration::from_millis(5));
+        let batch = acc.take(&TopicPartition::new("t", 0), usize::MAX);
+        assert_eq!(stamp_of(&batch[0]).0, -1);
+        assert_eq!(stamp_of(&batch[0]).2, -1);
     }
 
     #[test]

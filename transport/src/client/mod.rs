@@ -70,7 +70,9 @@ pub use group_admin::{GroupOffset, PartitionLag};
 pub use group_consumer::{GroupConfig, GroupConsumer, RebalanceListener};
 pub use net::{Client, ListedOffset, CLIENT_SOFTWARE_NAME};
 pub use partitioner::{murmur2, partition_for_key, to_positive};
-pub use producer::{DeliveryFuture, Producer, ProducerConfig, ProducerRecord, RecordMetadata};
+pub use producer::{
+    DeliveryFuture, Producer, ProducerConfig, ProducerIdentity, ProducerRecord, RecordMetadata,
+};
 
 /// A topic and one of its partitions.
 ///

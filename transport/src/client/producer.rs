@@ -4,6 +4,14 @@
 //! partition, and sends one produce request per shard at a time per partition, retrying
 //! retriable errors with back-off until `delivery_timeout`. See the accumulator's contract for
 //! ordering and bounds.
+//!
+//! Idempotence is on by default (as in Kafka 3.0+): the producer gets a producer id from the
+//! broker (InitProducerId) and stamps each batch with a per-partition sequence once, when it
+//! is sealed; a retry after a lost response is then recognised by the broker and answered
+//! with the first append's offsets, so retries neither duplicate nor reorder records. When the
+//! broker refuses a partition's sequence (OutOfOrderSequence, UnknownProducerId) the
+//! partition takes a fresh producer id and re-stamps what it has queued; InvalidProducerEpoch
+//! (fenced) fails the batches.
 
 use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
@@ -19,10 +27,11 @@ use tokio::task::JoinHandle;
 
 use crate::batch::{Compression, RecordHeader};
 use crate::protocol::{
-    Acks, ApiKey, ProducePartition, ProduceRequest, ProduceResponse, ProduceTopic, Request,
-    Response,
+    Acks, ApiKey, ErrorCode, InitProducerIdRequest, ProducePartition, ProduceRequest,
+    ProduceResponse, ProduceTopic, Request, Response,
 };
 
+pub use super::accumulator::ProducerIdentity;
 use super::accumulator::{
     record_size_bound, Accumulator, AccumulatorConfig, Append, Batch, BatchMeta, PartitionChoice,
 };
@@ -80,6 +89,10 @@ pub struct ProducerConfig {
     /// Largest produce request, bytes (default 1 MiB); a record whose encoded size may exceed
     /// it is rejected by `send` before anything is sent.
     pub max_request_size: usize,
+    /// Idempotent producing (Kafka's `enable.idempotence`): `None` (default) turns it on
+    /// unless `acks` is not all, `Some(true)` requires it (and acks all), `Some(false)` turns
+    /// it off. See the module docs.
+    pub enable_idempotence: Option<bool>,
 }
 
 impl Default for ProducerConfig {
@@ -98,6 +111,7 @@ impl Default for ProducerConfig {
             buffer_memory: 32 << 20,
             max_block: Duration::from_secs(60),
             max_request_size: 1 << 20,
+            enable_idempotence: None,
         }
     }
 }
@@ -120,7 +134,15 @@ impl ProducerConfig {
         if self.delivery_timeout.is_zero() {
             return bad("delivery_timeout must be > 0");
         }
+        if self.enable_idempotence == Some(true) && self.acks != Acks::All {
+            return bad("enable_idempotence needs acks = all (or leave enable_idempotence unset)");
+        }
         Ok(())
+    }
+
+    /// Whether this configuration produces idempotently.
+    pub fn idempotent(&self) -> bool {
+        self.enable_idempotence.unwrap_or(true) && self.acks == Acks::All
     }
 }
 
@@ -341,6 +363,8 @@ struct Shared {
     wake: Notify,
     /// No more sends (close or drop).
     closed: AtomicBool,
+    /// The identity the producer started with (idempotent producers).
+    identity: Option<ProducerIdentity>,
     /// The sender should exit once everything is delivered.
     stopping: AtomicBool,
     in_flight: Mutex<HashMap<BrokerAddr, usize>>,
@@ -371,10 +395,19 @@ impl Producer {
         config: ProducerConfig,
     ) -> Result<Producer, ClientError> {
         config.validate()?;
-        client
-            .ensure_apis(&[ApiKey::Metadata, ApiKey::Produce])
-            .await?;
-        let acc = Accumulator::new(
+        let idempotent = config.idempotent();
+        let mut apis = vec![ApiKey::Metadata, ApiKey::Produce];
+        if idempotent {
+            apis.push(ApiKey::InitProducerId);
+        }
+        client.ensure_apis(&apis).await?;
+        let identity = if idempotent {
+            let deadline = Instant::now() + config.max_block;
+            Some(init_producer_id(&client, &config, deadline).await?)
+        } else {
+            None
+        };
+        let mut acc = Accumulator::new(
             AccumulatorConfig {
                 batch_bytes_max: config.batch_size,
                 linger: config.linger,
@@ -383,9 +416,13 @@ impl Producer {
                 retries: config.retries,
                 retry_backoff: config.retry_backoff,
                 retry_backoff_max: config.retry_backoff_max,
+                idempotent,
             },
             SmallRng::from_entropy(),
         );
+        if let Some(identity) = identity {
+            acc.set_identity(identity);
+        }
         let shared = Arc::new(Shared {
             client,
             memory: BufferPool::new(config.buffer_memory),
@@ -393,6 +430,7 @@ impl Producer {
             acc: Mutex::new(acc),
             wake: Notify::new(),
             closed: AtomicBool::new(false),
+            identity,
             stopping: AtomicBool::new(false),
             in_flight: Mutex::new(HashMap::new()),
             refreshing: Mutex::new(HashMap::new()),
@@ -409,6 +447,12 @@ impl Producer {
     /// The configuration.
     pub fn config(&self) -> &ProducerConfig {
         &self.handle.shared.config
+    }
+
+    /// The producer id and epoch it started with, if idempotent. (A partition whose sequence
+    /// the broker refused continues under a fresh id.)
+    pub fn identity(&self) -> Option<ProducerIdentity> {
+        self.handle.shared.identity
     }
 
     /// Queues a record and returns a future of its result. Waits (up to `max_block`) for the
@@ -782,7 +826,26 @@ async fn send_produce(
             Ok(Some(response)) => partition_result(response, &tp),
             Err(e) => Err(e.clone()),
         };
+        let idempotent = shared.config.idempotent();
         match result {
+            // Appended before, but too long ago for the broker to remember the offsets
+            // (Kafka's clients count it as success too).
+            Err(ClientError::Broker {
+                code: ErrorCode::DuplicateSequenceNumber,
+                ..
+            }) if idempotent => {
+                shared.acc().complete(&tp);
+                for batch in batches {
+                    shared.resolve(batch.meta, Ok((-1, -1)));
+                }
+            }
+            Err(ClientError::Broker {
+                code: ErrorCode::OutOfOrderSequenceNumber | ErrorCode::UnknownProducerId,
+                ..
+            }) if idempotent => {
+                shared.acc().await_identity(&tp, batches);
+                tokio::spawn(renew_identity(Arc::downgrade(&shared), tp));
+            }
             Ok((mut base_offset, log_append_time_ms)) => {
                 shared.acc().complete(&tp);
                 for batch in batches {
@@ -812,6 +875,70 @@ async fn send_produce(
     }
     shared.end_request(&dest);
     shared.wake.notify_one();
+}
+
+/// Asks any broker for a new producer id, retrying retriable errors with back-off until
+/// `deadline`.
+async fn init_producer_id(
+    client: &Client,
+    config: &ProducerConfig,
+    deadline: Instant,
+) -> Result<ProducerIdentity, ClientError> {
+    let mut backoff = config.retry_backoff;
+    loop {
+        let request = Request::from(InitProducerIdRequest {
+            transactional_id: None,
+            transaction_timeout_ms: -1,
+            producer_id: -1,
+            producer_epoch: -1,
+        });
+        let error = match client.request_any(request).await {
+            Ok(Response::InitProducerId(r)) if r.error_code.is_ok() => {
+                return Ok(ProducerIdentity {
+                    id: r.producer_id,
+                    epoch: r.producer_epoch,
+                })
+            }
+            Ok(Response::InitProducerId(r)) => ClientError::Broker {
+                code: r.error_code,
+                message: r.error_message,
+                topic: None,
+                partition: None,
+            },
+            Ok(other) => return Err(unexpected(ApiKey::InitProducerId, &other)),
+            Err(e) => e,
+        };
+        if !error.is_retriable() || Instant::now() + backoff >= deadline {
+            return Err(error);
+        }
+        tokio::time::sleep(backoff).await;
+        backoff = (backoff * 2).min(config.retry_backoff_max);
+    }
+}
+
+/// Gets `tp` a fresh producer id after the broker refused its sequence, retrying until it
+/// succeeds or the producer is gone; meanwhile the partition sends nothing (its batches still
+/// expire at `delivery_timeout`).
+async fn renew_identity(shared: std::sync::Weak<Shared>, tp: TopicPartition) {
+    loop {
+        let Some(strong) = shared.upgrade() else {
+            return;
+        };
+        // One attempt window at a time, so a dropped producer ends this task.
+        let deadline = Instant::now() + strong.config.request_timeout;
+        match init_producer_id(&strong.client, &strong.config, deadline).await {
+            Ok(identity) => {
+                strong.acc().reset_identity(&tp, identity);
+                strong.wake.notify_one();
+                return;
+            }
+            Err(_) => {
+                let backoff = strong.config.retry_backoff_max;
+                drop(strong);
+                tokio::time::sleep(backoff).await;
+            }
+        }
+    }
 }
 
 /// The base offset and log-append time for `tp`, or its error.
