@@ -32,6 +32,8 @@ enum Command {
     Consume(cli::client::consume::ConsumeArgs),
     /// List, describe, reset the offsets of, and delete consumer groups.
     Group(cli::client::group::GroupArgs),
+    /// Inspect and replay dead-letter topics (`<topic>.dlq`).
+    Dlq(cli::client::dlq::DlqArgs),
     /// Inspect and check a partition log directory on disk.
     Log(cli::log::LogArgs),
     /// Load-test a broker: workloads, latency percentiles, JSON reports, plots, comparisons.
@@ -54,6 +56,7 @@ fn main() -> ExitCode {
         Command::Produce(args) => cli::client::produce::run(args),
         Command::Consume(args) => cli::client::consume::run(args),
         Command::Group(args) => cli::client::group::run(args),
+        Command::Dlq(args) => cli::client::dlq::run(args),
         Command::Log(args) => cli::log::run(args),
         Command::Bench(args) => cli::bench::run(args),
     };

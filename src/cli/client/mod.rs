@@ -1,5 +1,6 @@
-//! The client commands: `quiver topic ...`, `quiver produce`, `quiver consume`. They use the SDK
-//! (`quiver_transport::client`) on a small tokio runtime, like any application would.
+//! The client commands: `quiver topic ...`, `quiver produce`, `quiver consume`, `quiver group`,
+//! `quiver dlq`. They use the SDK (`quiver_transport::client`) on a small tokio runtime, like any
+//! application would.
 //!
 //! Every command takes the same connection flags ([`ConnectArgs`]): `--bootstrap HOST:PORT`
 //! (env `QUIVER_BOOTSTRAP`, default `127.0.0.1:9190`), `--tls-ca FILE` (env `QUIVER_TLS_CA`,
@@ -7,6 +8,7 @@
 //! `--insecure-skip-verify` for development only.
 
 pub mod consume;
+pub mod dlq;
 pub mod group;
 pub mod produce;
 pub mod topic;

@@ -53,6 +53,7 @@ mod accumulator;
 mod admin;
 mod config;
 mod consumer;
+mod dlq;
 mod error;
 mod group_admin;
 mod group_consumer;
@@ -65,6 +66,12 @@ use std::fmt;
 pub use admin::{Admin, NewTopic};
 pub use config::{BrokerAddr, ClientConfig, DEFAULT_CA_PATH, TLS_CA_ENV};
 pub use consumer::{decode_fetched, Consumer, ConsumerConfig, ConsumerRecord, OffsetReset};
+pub use dlq::{
+    dlq_topic_for, original_headers, replay_record_to, DeadLetter, DeadLetterPolicy,
+    DeadLetterQueue, Outcome, DLQ_ERROR_BYTES_MAX, DLQ_HEADER_ATTEMPTS, DLQ_HEADER_ERROR,
+    DLQ_HEADER_FAILED_AT_MS, DLQ_HEADER_PREFIX, DLQ_HEADER_REPLAYED_FROM, DLQ_HEADER_SOURCE_OFFSET,
+    DLQ_HEADER_SOURCE_PARTITION, DLQ_HEADER_SOURCE_TOPIC, DLQ_TOPIC_SUFFIX,
+};
 pub use error::ClientError;
 pub use group_admin::{GroupOffset, PartitionLag};
 pub use group_consumer::{GroupConfig, GroupConsumer, RebalanceListener};
