@@ -245,6 +245,41 @@ fn poison_records_are_dead_lettered_with_their_origin() {
         }
         producer.close().await.unwrap();
     });
+    // The broker reports the dead-letter topic's depth.
+    let url = broker.metrics.clone().expect("the broker serves metrics");
+    let wanted = format!(
+        "quiver_dlq_depth_records{{topic=\"orders.dlq\"}} {}",
+        30 / 5
+    );
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let body = scrape(&url).unwrap_or_default();
+        if body.lines().any(|l| l == wanted) {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no line {wanted:?} in the metrics:\n{body}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// `GET` of the broker's Prometheus endpoint (`http://host:port/path`), or None.
+fn scrape(url: &str) -> Option<String> {
+    use std::io::{Read, Write};
+    let rest = url.strip_prefix("http://")?;
+    let (addr, path) = rest.split_at(rest.find('/')?);
+    let mut stream = std::net::TcpStream::connect(addr).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut body = String::new();
+    stream.read_to_string(&mut body).ok()?;
+    Some(body)
 }
 
 #[test]
