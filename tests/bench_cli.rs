@@ -2,7 +2,7 @@
 //! broker (a child `quiver broker` on free ports, temporary data dir) and its JSON report is
 //! checked for exact record counts (fixed `--messages`, no warm-up), the documented shape and
 //! no errors; the consumer-group workloads share one topic through one group; `compare` and `--plot`
-//! work on the reports written.
+//! (SVG and PNG) work on the reports written.
 
 mod common;
 
@@ -94,10 +94,18 @@ fn every_implemented_workload_runs_embedded_and_reports_exact_counts() {
     let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
     let d = dir.path();
 
+    let png = d.join("pinned-producer.PNG");
     let pp = bench(
         d,
         "pinned-producer",
-        &["--producers", "2", "--messages", "20000"],
+        &[
+            "--producers",
+            "2",
+            "--messages",
+            "20000",
+            "--plot",
+            png.to_str().unwrap(),
+        ],
     );
     assert_eq!(records(&pp, "produce"), 20_000);
     assert_eq!(pp["results"]["headline"], "produce");
@@ -113,6 +121,12 @@ fn every_implemented_workload_runs_embedded_and_reports_exact_counts() {
         Some(20_000 * 1024)
     );
 
+    // A PNG (by the extension, any case) of the 1800-pixel-wide chart.
+    let png = std::fs::read(&png).expect("the PNG plot was written");
+    assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n");
+    assert_eq!(&png[12..16], b"IHDR");
+    let be = |at: usize| u32::from_be_bytes(png[at..at + 4].try_into().unwrap());
+    assert_eq!((be(16), be(20)), (1800, 1320));
     let pc = bench(d, "pinned-consumer", &["--messages", "20000"]);
     assert_eq!(records(&pc, "consume"), 20_000);
     assert_eq!(pc["results"]["latency_kind"], "fetch");
@@ -238,9 +252,9 @@ fn bad_parameters_are_refused_before_anything_starts() {
     ]);
     assert_eq!(out.status.code(), Some(1), "{out:?}");
     assert!(stderr_of(&out).contains("--message-size must be >= 8"));
-    let out = quiver(&["bench", "pinned-producer", "--plot", "x.png"]);
+    let out = quiver(&["bench", "pinned-producer", "--plot", "x.gif"]);
     assert_eq!(out.status.code(), Some(1), "{out:?}");
-    assert!(stderr_of(&out).contains("only SVG"));
+    assert!(stderr_of(&out).contains("*.svg or *.png"));
     let dir = tempfile::tempdir().unwrap();
     let bogus = dir.path().join("bogus.json");
     std::fs::write(&bogus, "{\"params\": 1}").unwrap();

@@ -11,7 +11,7 @@
 //! - [`run`]: running a workload against a broker ([`run::run`]);
 //! - [`rate`]: the open-loop schedule (coordinated-omission correction);
 //! - [`histogram`]: latency histograms and percentiles;
-//! - [`report`], [`compare`], [`plot`]: what comes out;
+//! - [`report`], [`compare`], [`plot`]: what comes out ([`raster`] draws PNG plots);
 //! - [`machine`]: where it ran.
 
 pub mod compare;
@@ -20,6 +20,7 @@ pub mod histogram;
 pub mod machine;
 pub mod params;
 pub mod plot;
+pub mod raster;
 pub mod rate;
 pub mod report;
 pub mod run;

@@ -2,8 +2,8 @@
 //! harness (crate `quiver-bench`) on the command line.
 //!
 //! A run prints a live progress line on stderr (when it is a terminal), then the table on
-//! stdout; `--json FILE` writes the report, `--plot FILE.svg` the throughput and latency over
-//! time. Exit status: 0 when the run completed without errors; 1 when it could not run or hit
+//! stdout; `--json FILE` writes the report, `--plot FILE.svg` (or `FILE.png`) the throughput
+//! and latency over time, as SVG or PNG by the file's extension. Exit status: 0 when the run completed without errors; 1 when it could not run or hit
 //! errors (the table still shows the figures and the errors); 2 for usage errors.
 
 use std::path::PathBuf;
@@ -116,7 +116,8 @@ struct WorkloadArgs {
     /// Write the JSON report here.
     #[arg(long)]
     json: Option<PathBuf>,
-    /// Draw throughput and latency over time into this SVG file.
+    /// Draw throughput and latency over time into this file: SVG or PNG, by its extension
+    /// (FILE.svg or FILE.png).
     #[arg(long)]
     plot: Option<PathBuf>,
     /// No progress line on stderr.
@@ -141,14 +142,7 @@ pub fn run(args: BenchArgs) -> Result<(), CliError> {
         }
         BenchCommand::EndToEnd(w) => (Workload::EndToEnd, w),
     };
-    if let Some(path) = &args.plot {
-        if path.extension().and_then(|e| e.to_str()) != Some("svg") {
-            return Err(CliError::BadInput(format!(
-                "--plot {}: only SVG is supported (name the file *.svg)",
-                path.display()
-            )));
-        }
-    }
+    let plot_format = args.plot.as_deref().map(plot_format).transpose()?;
     let params = params_of(workload, &args);
     let target = if args.embedded {
         let exe = std::env::current_exe()
@@ -174,8 +168,13 @@ pub fn run(args: BenchArgs) -> Result<(), CliError> {
         report.save(path).map_err(CliError::BadInput)?;
         println!("\nJSON report: {}", path.display());
     }
-    if let Some(path) = &args.plot {
-        std::fs::write(path, plot::svg(&report))
+    if let (Some(path), Some(format)) = (&args.plot, plot_format) {
+        let bytes = match format {
+            PlotFormat::Svg => plot::svg(&report).into_bytes(),
+            PlotFormat::Png => plot::png(&report)
+                .map_err(|e| CliError::BadInput(format!("--plot {}: {e}", path.display())))?,
+        };
+        std::fs::write(path, bytes)
             .map_err(|e| CliError::io(format!("writing {}", path.display()), e))?;
         println!("plot: {}", path.display());
     }
@@ -186,6 +185,29 @@ pub fn run(args: BenchArgs) -> Result<(), CliError> {
         )));
     }
     Ok(())
+}
+
+/// What `--plot` writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum PlotFormat {
+    Svg,
+    Png,
+}
+
+/// The format `--plot path` asks for, by the file's extension (any case).
+fn plot_format(path: &std::path::Path) -> Result<PlotFormat, CliError> {
+    let extension = path
+        .extension()
+        .and_then(|e| e.to_str())
+        .map(str::to_ascii_lowercase);
+    match extension.as_deref() {
+        Some("svg") => Ok(PlotFormat::Svg),
+        Some("png") => Ok(PlotFormat::Png),
+        _ => Err(CliError::BadInput(format!(
+            "--plot {}: only SVG and PNG are supported (name the file *.svg or *.png)",
+            path.display()
+        ))),
+    }
 }
 
 /// The parameters `args` describe, with each workload's defaults filled in.
@@ -232,4 +254,31 @@ fn compare_reports(a: &std::path::Path, b: &std::path::Path) -> Result<(), CliEr
         compare::render(&a.display().to_string(), &ra, &b.display().to_string(), &rb)
     );
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    #[test]
+    fn the_plot_format_follows_the_extension_in_any_case() {
+        for (name, format) in [
+            ("a.svg", PlotFormat::Svg),
+            ("dir/B.SVG", PlotFormat::Svg),
+            ("c.png", PlotFormat::Png),
+            ("d.PnG", PlotFormat::Png),
+        ] {
+            assert_eq!(plot_format(Path::new(name)).ok(), Some(format), "{name}");
+        }
+        for name in ["x.gif", "x", "svg", "x.svg.txt", "x.jpeg"] {
+            match plot_format(Path::new(name)) {
+                Err(CliError::BadInput(m)) => {
+                    assert!(m.contains("*.svg or *.png"), "{m}");
+                    assert!(m.contains(name), "{m}");
+                }
+                other => panic!("{name}: {other:?}"),
+            }
+        }
+    }
 }
