@@ -12,6 +12,14 @@
 //!    acknowledged (or report the missing ones as errors after [`DRAIN_TIMEOUT`]);
 //! 5. delete the topics (unless kept).
 //!
+//! **A broker that dies or stops answering** fails the run, within bounded time, with errors
+//! counted in the report: every request of the run waits at most [`REQUEST_TIMEOUT`]; a record
+//! not acknowledged within [`DELIVERY_TIMEOUT`] is an error (and stops its producer, whose
+//! `send` blocks as long on a full buffer); a consumer still owed records that receives none
+//! for [`STALL_TIMEOUT`] reports it and stops (the SDK's `poll` retries connection errors
+//! quietly, returning no records); cleaning up gives up after [`CLEANUP_CONNECT_TIMEOUT`] if
+//! it cannot connect.
+//!
 //! **What is measured.** Produce-ack latency: from the record's send (closed loop: the call to
 //! `send`; open loop: its intended instant, see [`crate::rate`]) until its delivery future
 //! resolves. Each partition's deliveries are awaited by one task in order, which is exact
@@ -71,8 +79,18 @@ const BUFFER_MEMORY_MAX_BYTES: usize = 256 << 20;
 const REQUEST_BYTES_MAX: usize = 32 << 20;
 /// Most bytes per partition in one fetch response.
 const FETCH_PARTITION_BYTES_MAX: i32 = 4 << 20;
-/// Producer `delivery_timeout` and `max_block`: a broken broker fails the run within this.
-const DELIVERY_TIMEOUT: Duration = Duration::from_secs(30);
+/// Longest wait for one response (the SDK clients' `request_timeout`, and the producers'),
+/// so that requests to a broker that died fail within it rather than the SDK's 30 s.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+/// Producer `delivery_timeout` and `max_block`: a broken broker fails the run within this
+/// (no longer than [`REQUEST_TIMEOUT`], or a batch in flight when the broker died is retried
+/// and fails only after a second request timeout).
+pub const DELIVERY_TIMEOUT: Duration = REQUEST_TIMEOUT;
+/// A consumer that is owed records (filled ones not yet read, or ones its producer had
+/// acknowledged) and receives none for this long reports an error and stops.
+pub const STALL_TIMEOUT: Duration = Duration::from_secs(15);
+/// How long deleting the topics after the run may take to connect to the broker.
+const CLEANUP_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Where the broker is.
 #[derive(Debug, Clone)]
@@ -132,7 +150,7 @@ fn client_error(context: impl Into<String>) -> impl FnOnce(ClientError) -> Bench
 pub fn run(params: &Params, target: Target, options: &Options) -> Result<Report, BenchError> {
     params.validate().map_err(BenchError::InvalidParams)?;
     let mut embedded = None;
-    let config = match target {
+    let mut config = match target {
         Target::Bootstrap(config) => config,
         Target::Embedded {
             exe,
@@ -146,6 +164,7 @@ pub fn run(params: &Params, target: Target, options: &Options) -> Result<Report,
             config
         }
     };
+    config.request_timeout = config.request_timeout.min(REQUEST_TIMEOUT);
     let machine = Machine::detect(embedded.as_ref().map(|b| b.data_dir()).as_deref());
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(machine.cores)
@@ -370,15 +389,19 @@ async fn run_async(
     let outcome = measure(params, &config, &topics, &group, consumer_records, options).await;
     if !options.keep_topics {
         // A failure to clean up does not change the figures; say so and carry on.
-        match Admin::connect(config.clone()).await {
-            Ok(admin) => {
+        match tokio::time::timeout(CLEANUP_CONNECT_TIMEOUT, Admin::connect(config.clone())).await {
+            Err(_) => eprintln!(
+                "quiver bench: warning: cannot delete the topics: no connection within \
+                 {CLEANUP_CONNECT_TIMEOUT:?}"
+            ),
+            Ok(Ok(admin)) => {
                 for topic in &topics {
                     if let Err(e) = admin.delete_topic(topic).await {
                         eprintln!("quiver bench: warning: deleting topic {topic}: {e}");
                     }
                 }
             }
-            Err(e) => eprintln!("quiver bench: warning: cannot delete the topics: {e}"),
+            Ok(Err(e)) => eprintln!("quiver bench: warning: cannot delete the topics: {e}"),
         }
     }
     outcome
@@ -407,6 +430,7 @@ fn producer_config(params: &Params, partitions: i32) -> Result<ProducerConfig, B
         linger: Duration::from_millis(params.linger_ms),
         buffer_memory,
         max_request_size: (batch_size * 4).clamp(1 << 20, REQUEST_BYTES_MAX),
+        request_timeout: REQUEST_TIMEOUT,
         delivery_timeout: DELIVERY_TIMEOUT,
         max_block: DELIVERY_TIMEOUT,
         ..ProducerConfig::default()
@@ -667,7 +691,9 @@ pub fn latency_kind(workload: Workload) -> &'static str {
 }
 
 /// One producer actor: sends until its quota or deadline, then waits for every delivery.
-/// Returns the records acknowledged.
+/// Returns the records acknowledged. A failed `send` or delivery (the SDK gave up on it after
+/// [`DELIVERY_TIMEOUT`]) stops it early: it sends no more and drops its producer, failing what
+/// is still pending at once, rather than sending on to a broken broker until the deadline.
 async fn produce(
     shared: Arc<Shared>,
     params: Arc<Params>,
@@ -675,6 +701,7 @@ async fn produce(
     plan: ProducerPlan,
 ) -> u64 {
     let delivered = Arc::new(AtomicU64::new(0));
+    let failed = Arc::new(AtomicBool::new(false));
     let mut senders = Vec::new();
     let mut waiters = Vec::new();
     for p in 0..plan.partitions {
@@ -686,6 +713,7 @@ async fn produce(
             format!("{}-{p}", plan.topic),
             rx,
             plan.progress.clone(),
+            failed.clone(),
         )));
     }
     let size = params.message_size;
@@ -700,7 +728,7 @@ async fn produce(
         .map(|r| crate::rate::RateLimiter::new(r, Instant::now()));
     let mut sent = 0u64;
     loop {
-        if plan.quota.is_some_and(|q| sent >= q) {
+        if plan.quota.is_some_and(|q| sent >= q) || failed.load(Ordering::Acquire) {
             break;
         }
         let start = match limiter.as_mut() {
@@ -761,13 +789,21 @@ async fn produce(
             }
             Err(e) => {
                 shared.error(format!("send to {}: {e}", plan.topic));
+                failed.store(true, Ordering::Release);
                 break;
             }
         }
     }
-    if let Err(e) = producer.flush().await {
-        shared.error(format!("flushing the producer of {}: {e}", plan.topic));
-    }
+    let producer = if failed.load(Ordering::Acquire) {
+        // Its pending deliveries resolve with errors now instead of after their timeouts.
+        drop(producer);
+        None
+    } else {
+        if let Err(e) = producer.flush().await {
+            shared.error(format!("flushing the producer of {}: {e}", plan.topic));
+        }
+        Some(producer)
+    };
     drop(senders);
     for w in waiters {
         match w.await {
@@ -777,20 +813,24 @@ async fn produce(
             Err(e) => shared.error(format!("a delivery task failed: {e}")),
         }
     }
-    if let Err(e) = producer.close().await {
-        shared.error(format!("closing the producer of {}: {e}", plan.topic));
+    if let Some(producer) = producer {
+        if let Err(e) = producer.close().await {
+            shared.error(format!("closing the producer of {}: {e}", plan.topic));
+        }
     }
     plan.progress.done.store(true, Ordering::Release);
     delivered.load(Ordering::Relaxed)
 }
 
-/// Awaits one partition's deliveries in send order, recording each record's latency.
+/// Awaits one partition's deliveries in send order, recording each record's latency; sets
+/// `failed` when one fails.
 async fn await_deliveries(
     shared: Arc<Shared>,
     recorder: Arc<Recorder>,
     partition: String,
     mut rx: mpsc::Receiver<(Instant, DeliveryFuture, usize)>,
     progress: Arc<TopicProgress>,
+    failed: Arc<AtomicBool>,
 ) -> u64 {
     let mut delivered = 0;
     while let Some((start, delivery, bytes)) = rx.recv().await {
@@ -804,7 +844,10 @@ async fn await_deliveries(
                     recorder.record(now.saturating_duration_since(start));
                 }
             }
-            Err(e) => shared.error(format!("delivery to {partition}: {e}")),
+            Err(e) => {
+                failed.store(true, Ordering::Release);
+                shared.error(format!("delivery to {partition}: {e}"));
+            }
         }
     }
     delivered
@@ -831,6 +874,8 @@ async fn consume(shared: Arc<Shared>, mut consumer: BenchConsumer, plan: Consume
     let mut own_received = 0u64;
     let mut failed_polls = 0;
     let mut drain_deadline = None;
+    // When `received` last grew, or nothing was owed (or the consumer started).
+    let mut progressed = (0u64, Instant::now());
     loop {
         let received = plan
             .group_received
@@ -838,6 +883,24 @@ async fn consume(shared: Arc<Shared>, mut consumer: BenchConsumer, plan: Consume
             .map_or(own_received, |g| g.load(Ordering::Acquire));
         let now = Instant::now();
         if plan.expect.is_some_and(|n| received >= n) {
+            break;
+        }
+        let owed = plan.expect.is_some()
+            || plan
+                .tail
+                .as_ref()
+                .is_some_and(|p| p.delivered.load(Ordering::Acquire) > received);
+        if received > progressed.0 || !owed {
+            progressed = (received, now);
+        }
+        let stalled = now.saturating_duration_since(progressed.1);
+        if owed && stalled >= STALL_TIMEOUT {
+            shared.error(format!(
+                "the consumer of {} received no record for {:.1} s ({received} so far) while \
+                 records were owed: is the broker down?",
+                plan.topic,
+                stalled.as_secs_f64()
+            ));
             break;
         }
         if plan.deadline.is_some_and(|d| now >= d) {
