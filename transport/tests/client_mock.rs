@@ -48,6 +48,8 @@ struct State {
     produce_delay: Duration,
     /// UDP port of each shard, for metadata answers.
     ports: [u16; SHARDS],
+    /// Producer ids handed out so far (InitProducerId).
+    producer_ids: i64,
 }
 
 struct Mock {
@@ -313,8 +315,33 @@ fn handle_other(state: &Arc<Mutex<State>>, request: Request) -> Response {
             }
             .into()
         }
+        Request::InitProducerId(_) => {
+            let producer_id = 1000 + state.producer_ids;
+            state.producer_ids += 1;
+            InitProducerIdResponse {
+                throttle_time_ms: 0,
+                error_code: ErrorCode::None,
+                error_message: None,
+                producer_id,
+                producer_epoch: 0,
+            }
+            .into()
+        }
         _ => Response::Rejected(ErrorCode::InvalidRequest),
     }
+}
+
+/// (producer id, base sequence) of every batch stored in `topic`/`partition`, in order.
+fn stored_stamps(mock: &Mock, topic: &str, partition: i32) -> Vec<(i64, i32)> {
+    let state = mock.state.lock().unwrap();
+    state.topics[topic][partition as usize]
+        .batches
+        .iter()
+        .map(|b| {
+            let view = RecordBatch::parse(b).unwrap();
+            (view.header().producer_id(), view.header().base_sequence())
+        })
+        .collect()
 }
 
 fn handle_produce(
@@ -572,6 +599,83 @@ async fn retriable_error_is_retried_and_delivered_once() {
             "NotLeaderOrFollower refreshes metadata"
         );
         producer.close().await.unwrap();
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_sequence_is_resent_under_a_fresh_producer_id() {
+    bounded(async {
+        let mock = Mock::start(&[("t", 2)]).await;
+        let config = ProducerConfig {
+            retry_backoff: Duration::from_millis(20),
+            linger: Duration::ZERO,
+            ..ProducerConfig::default()
+        };
+        let producer = Producer::connect(mock.client_config(), config)
+            .await
+            .unwrap();
+        let first = producer.identity().expect("idempotent by default");
+        let send = |v: &'static str| {
+            let producer = producer.clone();
+            async move {
+                producer
+                    .send(ProducerRecord::new("t", v).with_partition(0))
+                    .await
+                    .unwrap()
+                    .await
+                    .unwrap()
+            }
+        };
+        assert_eq!(send("a").await.offset, 0);
+        assert_eq!(send("b").await.offset, 1);
+        // The broker lost the producer's place: the next batch is refused once.
+        mock.fault("t", 0, ErrorCode::OutOfOrderSequenceNumber, 1);
+        assert_eq!(send("c").await.offset, 2, "delivered after re-stamping");
+        assert_eq!(send("d").await.offset, 3);
+        let stamps = stored_stamps(&mock, "t", 0);
+        let second = stamps[2].0;
+        assert_ne!(second, first.id, "a fresh producer id");
+        assert_eq!(
+            stamps,
+            vec![(first.id, 0), (first.id, 1), (second, 0), (second, 1)],
+            "sequences restart at 0 under the new id"
+        );
+        assert_eq!(mock.records_in("t", 0), 4, "nothing duplicated");
+        producer.close().await.unwrap();
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_in_flight_fails_at_the_delivery_timeout() {
+    bounded(async {
+        let mock = Mock::start(&[("t", 2)]).await;
+        let config = ProducerConfig {
+            request_timeout: Duration::from_secs(60),
+            delivery_timeout: Duration::from_millis(800),
+            ..ProducerConfig::default()
+        };
+        let producer = Producer::connect(mock.client_config(), config)
+            .await
+            .unwrap();
+        // Answers come after the delivery timeout, long before the request timeout.
+        mock.state.lock().unwrap().produce_delay = Duration::from_secs(8);
+        let started = Instant::now();
+        let result = producer
+            .send(ProducerRecord::new("t", "slow").with_partition(0))
+            .await
+            .unwrap()
+            .await;
+        assert!(
+            matches!(result, Err(ClientError::Timeout { .. })),
+            "{result:?}"
+        );
+        assert!(
+            started.elapsed() < Duration::from_secs(6),
+            "failed after {:?}, not at the delivery timeout",
+            started.elapsed()
+        );
     })
     .await;
 }

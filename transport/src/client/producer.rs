@@ -805,7 +805,20 @@ async fn send_produce(
     batches: Vec<(TopicPartition, Vec<Batch>)>,
 ) {
     let request = Request::from(build_request(&shared.config, &batches));
-    let timeout = shared.config.request_timeout;
+    // No longer than the oldest batch's delivery timeout allows (Kafka's KIP-91): a request
+    // stuck on a dead broker fails its batches when they expire, not a request timeout later.
+    let expires = batches
+        .iter()
+        .flat_map(|(_, b)| b.iter().map(|b| b.meta.created))
+        .min()
+        .map(|created| created + shared.config.delivery_timeout);
+    let timeout = expires.map_or(shared.config.request_timeout, |at| {
+        shared
+            .config
+            .request_timeout
+            .min(at.saturating_duration_since(Instant::now()))
+            .max(Duration::from_millis(1))
+    });
     let outcome: Result<Option<ProduceResponse>, ClientError> = if shared.config.acks == Acks::None
     {
         shared
