@@ -26,8 +26,8 @@ pub use builder::BatchBuilder;
 pub use compression::{Compression, ParseCompressionError, DECOMPRESSED_BYTES_MAX};
 pub use error::BatchError;
 pub use header::{
-    compute_crc, peek_batch_len, stamp, stamp_producer, BatchHeader, ATTR_COMPRESSION_MASK, ATTR_CONTROL,
-    ATTR_RESERVED_MASK, ATTR_TIMESTAMP_LOG_APPEND, ATTR_TRANSACTIONAL, CRC_START,
+    compute_crc, peek_batch_len, stamp, stamp_producer, BatchHeader, ATTR_COMPRESSION_MASK,
+    ATTR_CONTROL, ATTR_RESERVED_MASK, ATTR_TIMESTAMP_LOG_APPEND, ATTR_TRANSACTIONAL, CRC_START,
 };
 pub use record::{Record, RecordHeader};
 pub use view::RecordBatch;
