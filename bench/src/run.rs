@@ -486,6 +486,52 @@ async fn fill(
 /// Session timeout of benchmark group members (they poll continuously).
 const GROUP_SESSION_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// How long group members may take to share out the partitions before a live run starts.
+const GROUP_SETTLE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Polls the members of a group of an empty topic until every partition is owned and, when
+/// there are enough partitions, every member owns at least one.
+async fn settle_group(
+    consumers: &mut [(usize, BenchConsumer)],
+    partitions: i32,
+) -> Result<(), BenchError> {
+    let partitions = usize::try_from(partitions).unwrap_or(0);
+    let deadline = Instant::now() + GROUP_SETTLE_TIMEOUT;
+    loop {
+        let mut owned = 0usize;
+        let mut idle = 0usize;
+        for (_, consumer) in consumers.iter_mut() {
+            let BenchConsumer::Group(group) = consumer else {
+                continue;
+            };
+            let records = group
+                .poll(Duration::from_millis(50))
+                .await
+                .map_err(client_error("waiting for the group's assignment"))?;
+            if !records.is_empty() {
+                return Err(BenchError::Setup(format!(
+                    "the benchmark topic held {} record(s) before the run started",
+                    records.len()
+                )));
+            }
+            let n = group.assignment().len();
+            owned += n;
+            idle += usize::from(n == 0);
+        }
+        let enough = consumers.len() <= partitions;
+        if owned == partitions && (idle == 0 || !enough) {
+            return Ok(());
+        }
+        if Instant::now() >= deadline {
+            return Err(BenchError::Setup(format!(
+                "the group's {} member(s) own {owned} of {partitions} partition(s) after {:?}",
+                consumers.len(),
+                GROUP_SETTLE_TIMEOUT
+            )));
+        }
+    }
+}
+
 /// Actor `i`'s share of `total` over `n` actors (the first ones take the remainder).
 fn share(total: u64, n: usize, i: usize) -> u64 {
     let n = n as u64;
@@ -543,6 +589,12 @@ async fn measure(
             .await
             .map_err(client_error(format!("joining group {group}")))?;
             consumers.push((i, BenchConsumer::Group(Box::new(consumer))));
+        }
+        if workload.produces() {
+            // Producers start once the group owns every partition, as a deployed group would
+            // before traffic: otherwise the first seconds of end-to-end latency measure the
+            // join, not the broker. (A group reading a filled topic pays for its join.)
+            settle_group(&mut consumers, params.partitions).await?;
         }
     } else if workload.consumes() {
         for (i, topic) in topics.iter().enumerate().take(params.consumers) {
