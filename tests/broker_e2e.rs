@@ -353,3 +353,93 @@ fn acknowledged_records_survive_kill_9() {
     );
     assert!(broker.stop().success());
 }
+
+#[test]
+fn a_paused_partition_is_not_fetched_until_resumed() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let broker = BrokerProcess::start(&dir.path().join("data"), 2, &[]);
+    let rt = runtime();
+    let config = client_config(&broker);
+    rt.block_on(async {
+        let admin = Admin::connect(config.clone())
+            .await
+            .expect("admin connects");
+        admin
+            .create_topic(NewTopic::new("paused", 2))
+            .await
+            .expect("create topic");
+        let producer = Producer::connect(config.clone(), ProducerConfig::default())
+            .await
+            .expect("producer connects");
+        let mut deliveries = Vec::new();
+        for i in 0..20 {
+            let record = ProducerRecord::new("paused", format!("v{i}")).with_partition(i % 2);
+            deliveries.push(producer.send(record).await.expect("send accepted"));
+        }
+        producer.flush().await.expect("flush");
+        for d in deliveries {
+            d.await.expect("acknowledged");
+        }
+        producer.close().await.expect("close");
+
+        let p0 = TopicPartition::new("paused", 0);
+        let p1 = TopicPartition::new("paused", 1);
+        let mut consumer = Consumer::connect(config, ConsumerConfig::default())
+            .await
+            .expect("consumer connects");
+        consumer.assign(vec![p0.clone(), p1.clone()]);
+        consumer
+            .seek_to_beginning(&[p0.clone(), p1.clone()])
+            .await
+            .expect("seek");
+        let other = TopicPartition::new("paused", 7);
+        assert!(
+            consumer.pause(&[p0.clone(), other]).is_err(),
+            "pausing an unassigned partition is refused"
+        );
+        assert!(
+            consumer.paused().is_empty(),
+            "a refused pause pauses nothing"
+        );
+        consumer.pause(std::slice::from_ref(&p0)).expect("pause p0");
+        assert_eq!(consumer.paused(), vec![p0.clone()]);
+
+        // Only p1's ten records come, however long we poll.
+        let mut seen = Vec::new();
+        let deadline = Instant::now() + Duration::from_secs(3);
+        while Instant::now() < deadline {
+            for r in consumer
+                .poll(Duration::from_millis(200))
+                .await
+                .expect("poll")
+            {
+                seen.push((r.partition, r.offset));
+            }
+        }
+        assert_eq!(seen, (0..10).map(|o| (1, o)).collect::<Vec<_>>());
+        assert_eq!(consumer.position(&p0).await.expect("position"), 0);
+
+        // Resumed, p0 is read from where it stood.
+        consumer.resume(std::slice::from_ref(&p0));
+        assert!(consumer.paused().is_empty());
+        let mut resumed = Vec::new();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while resumed.len() < 10 && Instant::now() < deadline {
+            for r in consumer
+                .poll(Duration::from_millis(200))
+                .await
+                .expect("poll")
+            {
+                resumed.push((r.partition, r.offset));
+            }
+        }
+        assert_eq!(resumed, (0..10).map(|o| (0, o)).collect::<Vec<_>>());
+
+        // A new assignment keeps the pause of partitions it keeps and drops the others'.
+        consumer
+            .pause(&[p0.clone(), p1.clone()])
+            .expect("pause both");
+        consumer.assign(vec![p1.clone()]);
+        assert_eq!(consumer.paused(), vec![p1]);
+    });
+}

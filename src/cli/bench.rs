@@ -36,9 +36,11 @@ enum BenchCommand {
     PinnedProducerAndConsumer(WorkloadArgs),
     /// Producers sharing one topic of many partitions (default: 8 producers, 8 partitions).
     BalancedProducer(WorkloadArgs),
-    /// Members of one consumer group sharing one filled topic of many partitions.
+    /// Members of one consumer group sharing one filled topic of many partitions (measured
+    /// once the coordinator has shared the partitions out).
     BalancedConsumerGroup(WorkloadArgs),
-    /// Producers and one consumer group sharing one topic of many partitions.
+    /// Producers and one consumer group sharing one topic of many partitions (producing starts
+    /// once the coordinator has shared the partitions out).
     BalancedProducerAndConsumerGroup(WorkloadArgs),
     /// Each record's produce-to-consume latency through producer/consumer pairs (default: 1
     /// pair; use --rate for open-loop latency).

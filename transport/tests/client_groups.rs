@@ -1725,3 +1725,67 @@ async fn lag_comes_from_the_last_fetch() {
     })
     .await;
 }
+
+/// Holds every partition it is given paused while `hold` is set.
+struct Holder {
+    hold: Arc<Mutex<BTreeSet<TopicPartition>>>,
+}
+
+impl RebalanceListener for Holder {
+    fn start_paused(&mut self, partitions: &[TopicPartition]) -> Vec<TopicPartition> {
+        let hold = self.hold.lock().unwrap();
+        partitions
+            .iter()
+            .filter(|tp| hold.contains(*tp))
+            .cloned()
+            .collect()
+    }
+}
+
+#[tokio::test]
+async fn partitions_a_listener_starts_paused_are_not_read_until_resumed() {
+    bounded(async {
+        let mock = Mock::start(2, 10).await;
+        let hold = Arc::new(Mutex::new(BTreeSet::from([tp(1)])));
+        let client = Client::connect(mock.client_config()).await.unwrap();
+        let mut consumer = GroupConsumer::subscribe_with_listener(
+            client,
+            consumer_config(),
+            group_config(),
+            vec![TOPIC.into()],
+            Holder { hold: hold.clone() },
+        )
+        .await
+        .unwrap();
+        assert_eq!(consumer.assignment(), vec![tp(0), tp(1)]);
+        assert_eq!(consumer.paused(), vec![tp(1)]);
+        assert!(
+            consumer.pause(&[TopicPartition::new(TOPIC, 9)]).is_err(),
+            "a partition the member does not own cannot be paused"
+        );
+
+        // Only t-0 is read, however long the member polls (heartbeats keep going).
+        let mut read = Read::new();
+        let until = Instant::now() + Duration::from_millis(600);
+        while Instant::now() < until {
+            record(
+                &mut read,
+                consumer.poll(Duration::from_millis(20)).await.unwrap(),
+            );
+        }
+        assert_eq!(read.keys().copied().collect::<Vec<_>>(), vec![0]);
+        assert_eq!(read[&0], range(0, 10));
+
+        // Resumed, t-1 is read from its start.
+        consumer.resume(&[tp(1)]);
+        assert!(consumer.paused().is_empty());
+        poll_until(&mut consumer, &mut read, |_, r| count(r) >= 20).await;
+        assert_eq!(read[&1], range(0, 10));
+
+        // Pausing by hand works the same way for an owned partition.
+        consumer.pause(&[tp(0)]).unwrap();
+        assert_eq!(consumer.paused(), vec![tp(0)]);
+        consumer.close().await.unwrap();
+    })
+    .await;
+}

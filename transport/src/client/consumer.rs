@@ -7,7 +7,7 @@
 //! last complete batch received. A partition without a position (newly assigned) or whose
 //! position fell out of the log gets one from `auto_offset_reset`.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -142,6 +142,8 @@ pub struct Consumer {
     positions: HashMap<TopicPartition, i64>,
     /// High watermark per assigned partition, from the last fetch that answered for it.
     high_watermarks: HashMap<TopicPartition, i64>,
+    /// Assigned partitions `poll` does not fetch until resumed.
+    paused: BTreeSet<TopicPartition>,
 }
 
 impl Consumer {
@@ -172,17 +174,45 @@ impl Consumer {
             assignment: Vec::new(),
             positions: HashMap::new(),
             high_watermarks: HashMap::new(),
+            paused: BTreeSet::new(),
         })
     }
 
-    /// Replaces the assignment. Partitions kept keep their positions.
+    /// Replaces the assignment. Partitions kept keep their positions and their pause; new
+    /// ones start fetchable.
     pub fn assign(&mut self, partitions: Vec<TopicPartition>) {
         let mut partitions = partitions;
         partitions.sort();
         partitions.dedup();
         self.positions.retain(|tp, _| partitions.contains(tp));
         self.high_watermarks.retain(|tp, _| partitions.contains(tp));
+        self.paused.retain(|tp| partitions.contains(tp));
         self.assignment = partitions;
+    }
+
+    /// Stops fetching `tps` (assigned partitions) until [`Consumer::resume`]: `poll` returns
+    /// nothing from them and their positions stay where they are, as with Kafka's `pause`.
+    /// Useful for back-pressure. Errors if one of them is not assigned (then none is paused).
+    pub fn pause(&mut self, tps: &[TopicPartition]) -> Result<(), ClientError> {
+        if let Some(tp) = tps.iter().find(|tp| !self.assignment.contains(tp)) {
+            return Err(ClientError::InvalidArgument(format!(
+                "cannot pause {tp}: it is not assigned"
+            )));
+        }
+        self.paused.extend(tps.iter().cloned());
+        Ok(())
+    }
+
+    /// Fetches `tps` again; partitions that are not paused are ignored.
+    pub fn resume(&mut self, tps: &[TopicPartition]) {
+        for tp in tps {
+            self.paused.remove(tp);
+        }
+    }
+
+    /// The paused partitions, in order.
+    pub fn paused(&self) -> Vec<TopicPartition> {
+        self.paused.iter().cloned().collect()
     }
 
     /// The position of `tp` if it has one now (assigned and seeked, reset or fetched), without
@@ -289,14 +319,14 @@ impl Consumer {
             .ok_or_else(|| ClientError::InvalidArgument(format!("{tp} has no position")))
     }
 
-    /// Fetches records from every assigned partition, waiting up to `timeout` for some to
+    /// Fetches records from every assigned partition not paused, waiting up to `timeout` for some to
     /// arrive; returns them in offset order per partition (empty if none came in time).
     pub async fn poll(&mut self, timeout: Duration) -> Result<Vec<ConsumerRecord>, ClientError> {
         let deadline = Instant::now() + timeout;
         loop {
             self.reset_missing_positions().await?;
             let now = Instant::now();
-            if self.assignment.is_empty() {
+            if self.assignment.iter().all(|tp| self.paused.contains(tp)) {
                 tokio::time::sleep_until(deadline.into()).await;
                 return Ok(Vec::new());
             }
@@ -355,6 +385,9 @@ impl Consumer {
             let Some(&offset) = self.positions.get(tp) else {
                 continue;
             };
+            if self.paused.contains(tp) {
+                continue;
+            }
             match self.client.leader_for(tp).await {
                 Ok(addr) => by_leader
                     .entry(addr)

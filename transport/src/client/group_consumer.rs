@@ -101,6 +101,14 @@ pub trait RebalanceListener: Send {
     /// `auto_offset_reset`), and the next `poll` may return their records.
     fn on_assigned(&mut self, _partitions: &[TopicPartition]) {}
 
+    /// Which of the newly assigned `partitions` start paused (see [`GroupConsumer::pause`]),
+    /// before any fetch: Kafka's "pause in `onPartitionsAssigned`", for a member that must
+    /// not read yet (back-pressure, or waiting for the rest of the group). Asked just before
+    /// [`RebalanceListener::on_assigned`]; none by default.
+    fn start_paused(&mut self, _partitions: &[TopicPartition]) -> Vec<TopicPartition> {
+        Vec::new()
+    }
+
     /// Partitions were taken away: they are no longer fetched. Returns offsets (the next offset
     /// to read) to commit for some of them before they are released; entries for other
     /// partitions are ignored. With auto-commit on, revoked partitions left out of the answer
@@ -324,6 +332,28 @@ impl GroupConsumer {
     /// The partitions this member consumes now.
     pub fn assignment(&self) -> Vec<TopicPartition> {
         self.owned.iter().cloned().collect()
+    }
+
+    /// Stops fetching `tps` (owned partitions) until [`GroupConsumer::resume`]; the member
+    /// keeps heartbeating and committing. A pause ends with the partition's ownership: a
+    /// partition revoked and later given back starts fetchable, as in Kafka.
+    pub fn pause(&mut self, tps: &[TopicPartition]) -> Result<(), ClientError> {
+        if let Some(tp) = tps.iter().find(|tp| !self.owned.contains(*tp)) {
+            return Err(ClientError::InvalidArgument(format!(
+                "cannot pause {tp}: this member does not own it"
+            )));
+        }
+        self.consumer.pause(tps)
+    }
+
+    /// Fetches `tps` again.
+    pub fn resume(&mut self, tps: &[TopicPartition]) {
+        self.consumer.resume(tps);
+    }
+
+    /// The paused partitions, in order.
+    pub fn paused(&self) -> Vec<TopicPartition> {
+        self.consumer.paused()
     }
 
     /// Records of an owned partition left to read, from the high watermark of the last fetch
@@ -667,7 +697,13 @@ impl GroupConsumer {
         }
         if !added.is_empty() {
             if let Some(listener) = self.listener() {
+                let hold: Vec<TopicPartition> = listener
+                    .start_paused(&added)
+                    .into_iter()
+                    .filter(|tp| added.contains(tp))
+                    .collect();
                 listener.on_assigned(&added);
+                self.consumer.pause(&hold)?;
             }
         }
         self.release_revoked().await
