@@ -39,6 +39,10 @@ pub fn log_error(error: &LogError) -> WireError {
         LogError::InvalidProducerEpoch { .. } => ErrorCode::InvalidProducerEpoch,
         LogError::DuplicateSequence { .. } => ErrorCode::DuplicateSequenceNumber,
         LogError::InvalidSequence { .. } => ErrorCode::CorruptMessage,
+        // A deposed leader's append.
+        LogError::StaleLeaderEpoch(_) => ErrorCode::FencedLeaderEpoch,
+        // A follower's replicated batch that does not continue its log.
+        LogError::NotContiguous { .. } => ErrorCode::OffsetOutOfRange,
         LogError::Io(e) if is_storage_full(e) => ErrorCode::StorageFull,
         LogError::Io(_) => ErrorCode::StorageError,
     };

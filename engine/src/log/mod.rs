@@ -29,6 +29,7 @@
 pub mod appender;
 pub mod compaction;
 pub mod dma;
+pub mod epochs;
 pub mod index;
 pub mod memory;
 pub mod producers;
@@ -53,6 +54,7 @@ use crate::batch::{
 use appender::{Appender, AppenderConfig};
 use compaction::KeyMap;
 pub use dma::DmaStorage;
+use epochs::{EpochCache, EpochError};
 use index::SegmentIndex;
 pub use memory::MemStorage;
 use producers::{
@@ -69,6 +71,10 @@ pub use storage::{OpenMode, Storage, StorageFile};
 pub const CLEAN_SHUTDOWN_FILE: &str = ".clean-shutdown";
 /// Name of the log start offset checkpoint.
 pub const LOG_START_FILE: &str = "log-start-offset";
+/// Name of the leader-epoch history checkpoint (see [`epochs`]).
+pub const LEADER_EPOCH_FILE: &str = "leader-epoch-checkpoint";
+/// Bytes per read when rebuilding the epoch history from the batches.
+const EPOCH_SCAN_READ_BYTES: usize = 8 << 20;
 /// Largest segment size: positions in the index are u32.
 pub const SEGMENT_BYTES_MAX: u64 = u32::MAX as u64;
 /// Producer-state snapshots kept on disk (the newest ones).
@@ -245,6 +251,19 @@ pub enum LogError {
         /// Its last sequence.
         last_seq: i32,
     },
+    /// A replicated batch does not start at the log end (wire `OFFSET_OUT_OF_RANGE` to the
+    /// fetching follower's own code; nothing was appended).
+    #[error("replicated batch starts at {base_offset}, the log ends at {next_offset}")]
+    NotContiguous {
+        /// The batch's base offset.
+        base_offset: i64,
+        /// This log's end.
+        next_offset: i64,
+    },
+    /// The log's leader epoch is older than one that already wrote to it (a deposed leader;
+    /// wire `FENCED_LEADER_EPOCH`); nothing was appended.
+    #[error("stale leader epoch: {0}")]
+    StaleLeaderEpoch(#[from] EpochError),
     /// A batch with a producer id has no base sequence (the caller's input; wire
     /// `CORRUPT_MESSAGE`).
     #[error("batch of producer {producer_id} has no valid base sequence ({base_sequence})")]
@@ -394,6 +413,8 @@ pub struct PartitionLog<S: Storage> {
     producers: ProducerStateTable,
     /// Offsets of the producer-state snapshots on disk.
     snapshots: BTreeSet<i64>,
+    /// Which leader epoch wrote which offsets (see [`epochs`]).
+    epochs: EpochCache,
 }
 
 impl<S: Storage> PartitionLog<S> {
@@ -544,8 +565,10 @@ impl<S: Storage> PartitionLog<S> {
             readahead: RefCell::new(None),
             producers: ProducerStateTable::new(),
             snapshots,
+            epochs: EpochCache::new(),
         };
         log.recovery.snapshots_skipped = log.rebuild_producers(now_ms).await?;
+        log.load_epochs().await?;
         Ok(log)
     }
 
@@ -590,6 +613,69 @@ impl<S: Storage> PartitionLog<S> {
     /// Sets the leader epoch stamped into appended batches.
     pub fn set_leader_epoch(&mut self, epoch: i32) {
         self.leader_epoch = epoch;
+    }
+
+    /// The log's leader-epoch history: where each epoch's records begin.
+    pub fn epochs(&self) -> &EpochCache {
+        &self.epochs
+    }
+
+    /// Kafka's `OffsetsForLeaderEpoch` for `epoch`: the largest epoch at or below it that
+    /// wrote to this log, and where this log moved past `epoch` (see
+    /// [`EpochCache::end_offset_for`]).
+    pub fn end_offset_for_epoch(&self, epoch: i32) -> (i32, i64) {
+        self.epochs.end_offset_for(epoch, self.next_offset)
+    }
+
+    /// Reads the epoch checkpoint, or rebuilds the history from the batches' headers when it
+    /// is missing (a log from before it existed) or damaged, then cuts it to the log.
+    async fn load_epochs(&mut self) -> Result<(), LogError> {
+        let stored = self.storage.read_meta(LEADER_EPOCH_FILE).await?;
+        let loaded = stored.as_deref().map(EpochCache::decode);
+        let mut epochs = match &loaded {
+            Some(Ok(epochs)) => epochs.clone(),
+            _ if self.log_start == self.next_offset => EpochCache::new(),
+            _ => self.scan_epochs().await?,
+        };
+        epochs.truncate_from_end(self.next_offset);
+        epochs.truncate_from_start(self.log_start);
+        let unchanged = matches!(&loaded, Some(Ok(e)) if *e == epochs);
+        self.epochs = epochs;
+        if !unchanged && (stored.is_some() || !self.epochs.entries().is_empty()) {
+            self.write_epochs().await?;
+        }
+        Ok(())
+    }
+
+    /// The epoch history as the batches record it, read from the log start to its end.
+    async fn scan_epochs(&self) -> Result<EpochCache, LogError> {
+        let mut epochs = EpochCache::new();
+        let mut from = self.log_start;
+        while from < self.next_offset {
+            let read = self.read(from, EPOCH_SCAN_READ_BYTES).await?;
+            if read.batches.is_empty() || read.next_offset <= from {
+                break;
+            }
+            for batch in &read.batches {
+                let view = RecordBatch::parse(batch)?;
+                let epoch = view.header().partition_leader_epoch();
+                // Batches written before any leader epoch was set carry -1: no entry.
+                if epoch >= 0 {
+                    // An out-of-order epoch in old data is skipped, not fatal: the history
+                    // then under-reports, which only makes a follower truncate more.
+                    let _ = epochs.assign(epoch, view.base_offset().max(self.log_start));
+                }
+            }
+            from = read.next_offset;
+        }
+        Ok(epochs)
+    }
+
+    async fn write_epochs(&mut self) -> Result<(), LogError> {
+        self.storage
+            .write_meta(LEADER_EPOCH_FILE, &self.epochs.encode())
+            .await?;
+        Ok(())
     }
 
     /// Bytes stored over all segments.
@@ -639,11 +725,7 @@ impl<S: Storage> PartitionLog<S> {
     /// a batch out of sequence or from a fenced epoch fails with
     /// [`LogError::OutOfOrderSequence`], [`LogError::InvalidProducerEpoch`] or
     /// [`LogError::DuplicateSequence`].
-    pub async fn append(
-        &mut self,
-        mut batch: BytesMut,
-        now_ms: i64,
-    ) -> Result<AppendInfo, LogError> {
+    pub async fn append(&mut self, batch: BytesMut, now_ms: i64) -> Result<AppendInfo, LogError> {
         if batch.len() > self.config.batch_bytes_max {
             return Err(LogError::BatchTooLarge {
                 size: batch.len(),
@@ -696,6 +778,87 @@ impl<S: Storage> PartitionLog<S> {
                 }
             }
         }
+        if self.leader_epoch >= 0 {
+            self.note_epoch(self.leader_epoch, self.next_offset).await?;
+        }
+        self.write_batch(batch, last_delta, max_timestamp, producer, true, now_ms)
+            .await
+    }
+
+    /// Appends one batch fetched from the partition's leader, as the leader wrote it (the
+    /// follower side of replication): its base offset must be this log's end, and its offsets
+    /// and leader epoch are kept, not stamped, so the replica's bytes equal the leader's. It
+    /// is validated (length, magic, CRC, limits) and its leader epoch may not be older than
+    /// the log's latest ([`LogError::StaleLeaderEpoch`]). Idempotent producers' state follows
+    /// the batch without sequence checks (the leader made them), so this replica deduplicates
+    /// like the leader if it takes over. On error nothing was appended.
+    pub async fn append_replicated(
+        &mut self,
+        batch: BytesMut,
+        now_ms: i64,
+    ) -> Result<AppendInfo, LogError> {
+        if batch.len() > self.config.batch_bytes_max {
+            return Err(LogError::BatchTooLarge {
+                size: batch.len(),
+                max: self.config.batch_bytes_max,
+            });
+        }
+        let (base_offset, epoch, last_delta, max_timestamp, producer) = {
+            let view = RecordBatch::parse(&batch)?;
+            let h = view.header();
+            let producer = (h.producer_id() >= 0 && !view.is_control() && h.base_sequence() >= 0)
+                .then(|| {
+                    let first = h.base_sequence();
+                    let last = last_sequence(first, h.last_offset_delta());
+                    (h.producer_id(), h.producer_epoch(), first, last)
+                });
+            (
+                view.base_offset(),
+                h.partition_leader_epoch(),
+                view.last_offset() - view.base_offset(),
+                view.max_timestamp(),
+                producer,
+            )
+        };
+        if base_offset != self.next_offset {
+            return Err(LogError::NotContiguous {
+                base_offset,
+                next_offset: self.next_offset,
+            });
+        }
+        if epoch >= 0 {
+            self.note_epoch(epoch, base_offset).await?;
+        }
+        self.write_batch(batch, last_delta, max_timestamp, producer, false, now_ms)
+            .await
+    }
+
+    /// Adds `epoch` starting at `base_offset` to the history if it is new, checkpointing it
+    /// before the batch is written, so the history on disk never lacks an epoch the log holds
+    /// (an entry past the log end after a crash is cut at open).
+    async fn note_epoch(&mut self, epoch: i32, base_offset: i64) -> Result<(), LogError> {
+        let mut epochs = self.epochs.clone();
+        if epochs.assign(epoch, base_offset)? {
+            self.storage
+                .write_meta(LEADER_EPOCH_FILE, &epochs.encode())
+                .await?;
+            self.epochs = epochs;
+        }
+        Ok(())
+    }
+
+    /// Writes a validated batch at the log end (rolling first if due), stamping its base
+    /// offset and the log's leader epoch when `stamp_it`, and updates indexes, producer state
+    /// and the batch cache.
+    async fn write_batch(
+        &mut self,
+        mut batch: BytesMut,
+        last_delta: i64,
+        max_timestamp: i64,
+        producer: Option<(i64, i16, i32, i32)>,
+        stamp_it: bool,
+        now_ms: i64,
+    ) -> Result<AppendInfo, LogError> {
         let len = batch.len() as u64;
         let relative_end = self.next_offset + last_delta - self.active.base;
         let too_old = self
@@ -710,7 +873,9 @@ impl<S: Storage> PartitionLog<S> {
             self.roll(now_ms).await?;
         }
         let base_offset = self.next_offset;
-        stamp(&mut batch, base_offset, self.leader_epoch);
+        if stamp_it {
+            stamp(&mut batch, base_offset, self.leader_epoch);
+        }
         let position = self.appender.append(&batch).await?;
         let meta = BatchMeta {
             position,
@@ -1263,6 +1428,7 @@ impl<S: Storage> PartitionLog<S> {
         // The producer state must describe exactly the batches left: rebuilt from the newest
         // snapshot at or below the new end (those above it are deleted) plus a scan.
         self.rebuild_producers(now_ms).await?;
+        self.cut_epochs().await?;
         Ok(())
     }
 
@@ -1336,6 +1502,18 @@ impl<S: Storage> PartitionLog<S> {
             self.delete_sealed(base).await?;
         }
         self.storage.sync_dir().await?;
+        self.cut_epochs().await?;
+        Ok(())
+    }
+
+    /// Cuts the epoch history to the log's current start and end, checkpointing a change.
+    async fn cut_epochs(&mut self) -> Result<(), LogError> {
+        let before = self.epochs.clone();
+        self.epochs.truncate_from_end(self.next_offset);
+        self.epochs.truncate_from_start(self.log_start);
+        if self.epochs != before {
+            self.write_epochs().await?;
+        }
         Ok(())
     }
 
@@ -1393,6 +1571,7 @@ impl<S: Storage> PartitionLog<S> {
         }
         if outcome.segments_deleted > 0 {
             self.storage.sync_dir().await?;
+            self.cut_epochs().await?;
         }
         Ok(outcome)
     }

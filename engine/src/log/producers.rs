@@ -434,7 +434,7 @@ impl ProducerStateTable {
 /// CRC-32C (Castagnoli) of `data`, through the batch codec's CRC helper (which skips the
 /// first [`CRC_START`] bytes of its input) so the engine needs no CRC crate of its own.
 /// Snapshots are small and rare: the copy costs nothing that matters.
-fn crc32c(data: &[u8]) -> u32 {
+pub(super) fn crc32c(data: &[u8]) -> u32 {
     let mut buf = vec![0u8; CRC_START + data.len()];
     buf[CRC_START..].copy_from_slice(data);
     compute_crc(&buf)
