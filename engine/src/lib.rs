@@ -6,6 +6,8 @@
 //! - [`partition`]: one partition on its owner shard: the log behind a shard-local lock,
 //!   group commit, tail notifications, counters.
 //! - [`shard`]: partition → shard placement, the cross-shard message mesh, shard-local sync.
+//! - [`cluster`]: the controller's metadata and decisions and partition replication, as sans-IO
+//!   state machines.
 //! - [`group`]: the consumer-group coordinator (membership, epochs, assignors, committed
 //!   offsets) as a sans-IO state machine, and the `__consumer_offsets` record format.
 //! - [`broker`]: request handlers (protocol request in, response out) over N shards, the topic
@@ -20,6 +22,7 @@
 /// engine's glommio); re-exported here because the engine validates and stamps them.
 pub use quiver_transport::batch;
 pub mod broker;
+pub mod cluster;
 pub mod group;
 pub mod log;
 pub mod partition;
