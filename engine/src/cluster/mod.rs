@@ -1,8 +1,14 @@
 //! Several brokers acting as one cluster (ARCHITECTURE §8), as sans-IO state machines that the
 //! broker's IO shell drives with messages and time:
 //!
+//! - [`metadata`]: the cluster metadata image (brokers, topics, replica assignments, leaders,
+//!   ISR, epochs) and the records of the controller's log that change it.
+//! - [`controller`]: the controller's decisions: broker registration and liveness, replica
+//!   placement, leader election from the ISR, ISR changes asked for by leaders.
 //! - [`replication`]: one partition's replication: the leader's view of its followers (ISR
 //!   shrink and expand, high watermark, `acks=all` and `min.insync.replicas`), and the
 //!   follower's truncation to the leader-epoch boundary.
 
+pub mod controller;
+pub mod metadata;
 pub mod replication;
