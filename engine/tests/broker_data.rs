@@ -588,3 +588,75 @@ fn retention_runs_in_the_background() {
         c.stop().await;
     });
 }
+
+#[test]
+fn offset_for_leader_epoch_answers_from_the_log_history() {
+    let dir = scratch("broker-epochs");
+    let config = test_config(dir.path(), 2);
+    drive(|| async move {
+        let c = Cluster::start(config).await;
+        assert_eq!(c.create(0, "e", 2, &[]).await.error_code, ErrorCode::None);
+        for i in 0..3 {
+            let r = c
+                .produce(1, "e", 1, batch(&format!("b{i}"), 4, 100), Acks::Leader)
+                .await
+                .unwrap();
+            ok(&r);
+        }
+        let ask = |partition, current_leader_epoch, leader_epoch| OffsetForLeaderEpochPartition {
+            partition,
+            current_leader_epoch,
+            leader_epoch,
+        };
+        let request = OffsetForLeaderEpochRequest {
+            replica_id: -1,
+            topics: vec![
+                OffsetForLeaderEpochTopic {
+                    name: "e".into(),
+                    partitions: vec![
+                        ask(1, -1, 0),
+                        ask(1, 0, 3),
+                        ask(0, -1, 0),
+                        ask(1, 4, 0),
+                        ask(7, -1, 0),
+                    ],
+                },
+                OffsetForLeaderEpochTopic {
+                    name: "missing".into(),
+                    partitions: vec![ask(0, -1, 0)],
+                },
+            ],
+        };
+        // Asked through either shard, the owner answers.
+        for shard in 0..2 {
+            let Response::OffsetForLeaderEpoch(r) = c.request(shard, request.clone()).await else {
+                panic!("not an OffsetForLeaderEpoch response");
+            };
+            let got: Vec<(ErrorCode, i32, i64)> = r.topics[0]
+                .partitions
+                .iter()
+                .map(|p| (p.error_code, p.leader_epoch, p.end_offset))
+                .collect();
+            assert_eq!(
+                got,
+                vec![
+                    // Epoch 0 wrote all 12 records: it ends at the log end.
+                    (ErrorCode::None, 0, 12),
+                    // Epoch 3 is newer than anything in the log.
+                    (ErrorCode::None, -1, -1),
+                    // An empty partition has no history.
+                    (ErrorCode::None, -1, -1),
+                    // The asker knows a newer leader epoch than this broker's.
+                    (ErrorCode::UnknownLeaderEpoch, -1, -1),
+                    (ErrorCode::UnknownTopicOrPartition, -1, -1),
+                ],
+                "via shard {shard}"
+            );
+            assert_eq!(
+                r.topics[1].partitions[0].error_code,
+                ErrorCode::UnknownTopicOrPartition
+            );
+        }
+        c.stop().await;
+    });
+}

@@ -947,3 +947,63 @@ fn init_producer_id() {
     };
     check_response(ApiKey::InitProducerId, 9, response.into(), &golden);
 }
+
+#[test]
+fn offset_for_leader_epoch() {
+    let golden = cat(&[
+        &[0x00, 0x00, 0x00, 0x26], // frame length 38
+        &[0x03, 0xE8],             // api key 1000 (OffsetForLeaderEpoch)
+        &[0x00, 0x00],             // api version 0
+        &[0x00, 0x00, 0x00, 0x07], // correlation id 7
+        &[0x00, 0x01],
+        b"c",                      // client id "c"
+        &[0x00, 0x00, 0x00, 0x02], // replica_id 2
+        &[0x00, 0x00, 0x00, 0x01], // topics: 1
+        &[0x00, 0x01],
+        b"t",                      //   name "t"
+        &[0x00, 0x00, 0x00, 0x01], //   partitions: 1
+        &[0x00, 0x00, 0x00, 0x04], //     partition 4
+        &[0x00, 0x00, 0x00, 0x06], //     current_leader_epoch 6
+        &[0x00, 0x00, 0x00, 0x05], //     leader_epoch 5
+    ]);
+    let request = OffsetForLeaderEpochRequest {
+        replica_id: 2,
+        topics: vec![OffsetForLeaderEpochTopic {
+            name: "t".into(),
+            partitions: vec![OffsetForLeaderEpochPartition {
+                partition: 4,
+                current_leader_epoch: 6,
+                leader_epoch: 5,
+            }],
+        }],
+    };
+    check_request(Some("c"), 7, request.into(), &golden);
+
+    let golden = cat(&[
+        &[0x00, 0x00, 0x00, 0x27], // frame length 39
+        &[0x00, 0x00, 0x00, 0x07], // correlation id 7
+        &[0x00, 0x00],             // header error_code 0
+        &[0x00, 0x00, 0x00, 0x00], // throttle_time_ms 0
+        &[0x00, 0x00, 0x00, 0x01], // topics: 1
+        &[0x00, 0x01],
+        b"t",                                              //   name "t"
+        &[0x00, 0x00, 0x00, 0x01],                         //   partitions: 1
+        &[0x00, 0x00, 0x00, 0x04],                         //     partition 4
+        &[0x00, 0x00],                                     //     error_code 0
+        &[0x00, 0x00, 0x00, 0x03],                         //     leader_epoch 3
+        &[0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x01, 0x2C], //     end_offset 300
+    ]);
+    let response = OffsetForLeaderEpochResponse {
+        throttle_time_ms: 0,
+        topics: vec![OffsetForLeaderEpochTopicResponse {
+            name: "t".into(),
+            partitions: vec![OffsetForLeaderEpochPartitionResponse {
+                partition: 4,
+                error_code: ErrorCode::None,
+                leader_epoch: 3,
+                end_offset: 300,
+            }],
+        }],
+    };
+    check_response(ApiKey::OffsetForLeaderEpoch, 7, response.into(), &golden);
+}

@@ -74,6 +74,7 @@ const API_KEYS: &[(u16, &str)] = &[
     (30, "OffsetCommit"),
     (31, "OffsetFetch"),
     (35, "InitProducerId"),
+    (1000, "OffsetForLeaderEpoch"),
 ];
 
 #[test]

@@ -8,12 +8,13 @@ use bytes::Bytes;
 use quiver_transport::protocol::{
     Acks, ErrorCode, FetchPartitionResponse, FetchRequest, FetchResponse, FetchTopicResponse,
     ListOffsetsPartitionResponse, ListOffsetsRequest, ListOffsetsResponse,
-    ListOffsetsTopicResponse, OffsetSpec, ProducePartitionResponse, ProduceRequest,
-    ProduceResponse, ProduceTopicResponse, Records,
+    ListOffsetsTopicResponse, OffsetForLeaderEpochPartitionResponse, OffsetForLeaderEpochRequest,
+    OffsetForLeaderEpochResponse, OffsetForLeaderEpochTopicResponse, OffsetSpec,
+    ProducePartitionResponse, ProduceRequest, ProduceResponse, ProduceTopicResponse, Records,
 };
 
 use super::errors::{partition_error, WireError};
-use super::{Call, OffsetsPart, PartRead, ProducePart, ReadPart, Reply, ShardBroker};
+use super::{Call, EpochPart, OffsetsPart, PartRead, ProducePart, ReadPart, Reply, ShardBroker};
 use crate::batch::{peek_batch_len, RecordBatch};
 use crate::log::FlushPolicy;
 use crate::partition::{records_count, Partition, PartitionError};
@@ -54,6 +55,15 @@ fn offsets_error(partition: i32, code: ErrorCode) -> ListOffsetsPartitionRespons
 }
 
 /// Leader-epoch fencing for a single node whose epoch is always 0.
+fn epoch_error(partition: i32, code: ErrorCode) -> OffsetForLeaderEpochPartitionResponse {
+    OffsetForLeaderEpochPartitionResponse {
+        partition,
+        error_code: code,
+        leader_epoch: -1,
+        end_offset: -1,
+    }
+}
+
 fn check_leader_epoch(current_leader_epoch: i32) -> Result<(), ErrorCode> {
     if current_leader_epoch > 0 {
         // The client knows a newer epoch than this broker has: the broker lags.
@@ -583,6 +593,101 @@ impl ShardBroker {
                 Err(e) => offsets_error(part.partition, partition_error(&e).0),
             },
         }
+    }
+}
+
+impl ShardBroker {
+    /// OffsetForLeaderEpoch.
+    pub(crate) async fn offset_for_leader_epoch(
+        &self,
+        request: OffsetForLeaderEpochRequest,
+    ) -> OffsetForLeaderEpochResponse {
+        let topics = self.topics();
+        let mut rows: Vec<Vec<OffsetForLeaderEpochPartitionResponse>> = Vec::new();
+        let mut jobs = Vec::new();
+        let mut slots = Vec::new();
+        for (ti, topic) in request.topics.iter().enumerate() {
+            let mut row = Vec::new();
+            for (pi, p) in topic.partitions.iter().enumerate() {
+                match self.route(&topics, &topic.name, p.partition) {
+                    Ok(owner) => {
+                        row.push(epoch_error(p.partition, ErrorCode::Unknown));
+                        jobs.push((
+                            owner,
+                            EpochPart {
+                                topic: topic.name.clone(),
+                                partition: p.partition,
+                                current_leader_epoch: p.current_leader_epoch,
+                                leader_epoch: p.leader_epoch,
+                            },
+                        ));
+                        slots.push((ti, pi));
+                    }
+                    Err((code, _)) => row.push(epoch_error(p.partition, code)),
+                }
+            }
+            rows.push(row);
+        }
+        let results = self
+            .scatter(
+                jobs,
+                &|ps| Box::pin(self.epoch_ends_local(ps)),
+                &|ps| Call::EpochEnds(ps),
+                |reply| match reply {
+                    Reply::EpochEnds(r) => Some(r),
+                    _ => None,
+                },
+                &|p, _| epoch_error(p.partition, ErrorCode::NotLeaderOrFollower),
+            )
+            .await;
+        for ((ti, pi), r) in slots.into_iter().zip(results) {
+            rows[ti][pi] = r;
+        }
+        OffsetForLeaderEpochResponse {
+            throttle_time_ms: 0,
+            topics: request
+                .topics
+                .into_iter()
+                .zip(rows)
+                .map(|(t, partitions)| OffsetForLeaderEpochTopicResponse {
+                    name: t.name,
+                    partitions,
+                })
+                .collect(),
+        }
+    }
+
+    /// Looks up epoch ends of parts owned by this shard.
+    pub(crate) async fn epoch_ends_local(
+        &self,
+        parts: Vec<EpochPart>,
+    ) -> Vec<OffsetForLeaderEpochPartitionResponse> {
+        let mut out = Vec::with_capacity(parts.len());
+        for part in parts {
+            let partition = match self.local_partition(&part.topic, part.partition) {
+                Ok(p) => p,
+                Err((code, _)) => {
+                    out.push(epoch_error(part.partition, code));
+                    continue;
+                }
+            };
+            if let Err(code) = check_leader_epoch(part.current_leader_epoch) {
+                out.push(epoch_error(part.partition, code));
+                continue;
+            }
+            out.push(
+                match partition.end_offset_for_epoch(part.leader_epoch).await {
+                    Ok((leader_epoch, end_offset)) => OffsetForLeaderEpochPartitionResponse {
+                        partition: part.partition,
+                        error_code: ErrorCode::None,
+                        leader_epoch,
+                        end_offset,
+                    },
+                    Err(e) => epoch_error(part.partition, partition_error(&e).0),
+                },
+            );
+        }
+        out
     }
 }
 

@@ -87,6 +87,10 @@ pub fn response_has_error(response: &Response) -> bool {
                     .any(|t| t.partitions.iter().any(|p| !p.error_code.is_ok()))
         }
         Response::InitProducerId(r) => !r.error_code.is_ok(),
+        Response::OffsetForLeaderEpoch(r) => r
+            .topics
+            .iter()
+            .any(|t| t.partitions.iter().any(|p| !p.error_code.is_ok())),
         Response::ApiVersions(_) | Response::ListTopics(_) => false,
     }
 }

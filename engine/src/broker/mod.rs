@@ -48,8 +48,9 @@ use glommio::sync::Semaphore;
 use glommio::task::JoinHandle;
 use quiver_transport::protocol::{
     decode_request_frame, encode_response_frame, Acks, ApiKey, ApiVersionsResponse, ErrorCode,
-    ListOffsetsPartitionResponse, OffsetSpec, PartitionDescription, ProducePartitionResponse,
-    Request, RequestDecodeError, RequestHeader, Response, ResponseHeader,
+    ListOffsetsPartitionResponse, OffsetForLeaderEpochPartitionResponse, OffsetSpec,
+    PartitionDescription, ProducePartitionResponse, Request, RequestDecodeError, RequestHeader,
+    Response, ResponseHeader,
 };
 
 use crate::group::{CoordinatorConfig, GroupCoordinator, OFFSETS_TOPIC, OFFSETS_TOPIC_PARTITIONS};
@@ -404,6 +405,15 @@ pub(crate) struct OffsetsPart {
     pub current_leader_epoch: i32,
 }
 
+/// One partition's lookup of an OffsetForLeaderEpoch.
+#[derive(Debug, Clone)]
+pub(crate) struct EpochPart {
+    pub topic: String,
+    pub partition: i32,
+    pub current_leader_epoch: i32,
+    pub leader_epoch: i32,
+}
+
 /// A call from one shard to another. Owned, `Send` data only.
 pub(crate) enum Call {
     /// Append these parts (all owned by the callee) and wait for `acks`.
@@ -421,6 +431,8 @@ pub(crate) enum Call {
     },
     /// Look these offsets up.
     ListOffsets(Vec<OffsetsPart>),
+    /// Look up where leader epochs end in these parts (all owned by the callee).
+    EpochEnds(Vec<EpochPart>),
     /// Offsets of these partitions, for DescribeTopics.
     Describe(Vec<(String, i32)>),
     /// A topic admin request, to shard 0.
@@ -446,6 +458,7 @@ pub(crate) enum Reply {
     Read(Vec<PartRead>),
     Wait,
     ListOffsets(Vec<ListOffsetsPartitionResponse>),
+    EpochEnds(Vec<OffsetForLeaderEpochPartitionResponse>),
     Describe(Vec<PartitionDescription>),
     Admin(Response),
     /// Partitions that failed to open: `(topic, partition, reason)`.
@@ -661,6 +674,9 @@ impl ShardBroker {
                 Request::DescribeGroups(r) => Some(self.describe_groups(client_id, r).await.into()),
                 Request::DeleteGroups(r) => Some(self.delete_groups(client_id, r).await.into()),
                 Request::InitProducerId(r) => Some(self.init_producer_id(r).await.into()),
+                Request::OffsetForLeaderEpoch(r) => {
+                    Some(self.offset_for_leader_epoch(r).await.into())
+                }
             }
         };
         let error = response.as_ref().is_some_and(errors::response_has_error);
@@ -883,6 +899,7 @@ impl ShardBroker {
                 Reply::Wait
             }
             Call::ListOffsets(parts) => Reply::ListOffsets(self.list_offsets_local(parts).await),
+            Call::EpochEnds(parts) => Reply::EpochEnds(self.epoch_ends_local(parts).await),
             Call::Describe(parts) => Reply::Describe(self.describe_local(&parts)),
             Call::Admin(request) => Reply::Admin(self.admin_here(request).await),
             Call::Apply(table) => Reply::Apply(self.apply(&table).await),

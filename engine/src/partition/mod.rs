@@ -504,6 +504,13 @@ impl Partition {
         .unwrap_or(Err(PartitionError::Cancelled))
     }
 
+    /// Where leader epoch `epoch` ends in this partition's log (OffsetForLeaderEpoch; see
+    /// [`PartitionLog::end_offset_for_epoch`]).
+    pub async fn end_offset_for_epoch(&self, epoch: i32) -> Result<(i32, i64), PartitionError> {
+        let guard = self.read_log().await?;
+        Ok(guard.end_offset_for_epoch(epoch))
+    }
+
     /// The first offset whose record timestamp is at or after `timestamp_ms`, with that
     /// timestamp; `None` if every record is older.
     pub async fn offset_for_timestamp(

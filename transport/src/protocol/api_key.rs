@@ -34,7 +34,8 @@
 //! | 35 | InitProducerId | 0 |
 //! | 36-44 | reserved: transactions (add partitions to txn, end txn, txn markers, txn offset commit) | |
 //! | 45-999 | unassigned, for future client APIs | |
-//! | 1000-1099 | reserved: broker-to-broker replication (replica fetch, leader-and-ISR, stop replica, offset for leader epoch) | |
+//! | 1000 | OffsetForLeaderEpoch (where a leader epoch ends in the leader's log) | 0 |
+//! | 1001-1099 | reserved: broker-to-broker replication (replica fetch, leader-and-ISR, stop replica) | |
 //! | 1100-1199 | reserved: controller (raft vote / append / snapshot, broker registration, heartbeat) | |
 //! | 1200-61439 | unassigned | |
 //! | 61440-65535 | never assigned: private experiments and tests | |
@@ -82,6 +83,8 @@ pub enum ApiKey {
     OffsetFetch = 31,
     /// A producer id and epoch for an idempotent producer.
     InitProducerId = 35,
+    /// Where a leader epoch ends in the leader's log (log divergence after a leader change).
+    OffsetForLeaderEpoch = 1000,
 }
 
 /// Key ranges set aside for APIs not implemented yet, with their purpose.
@@ -91,7 +94,7 @@ pub const RESERVED_API_KEY_RANGES: &[(RangeInclusive<u16>, &str)] = &[
     (25..=29, "more consumer-group APIs"),
     (32..=34, "more committed-offset APIs"),
     (36..=44, "transactions"),
-    (1000..=1099, "broker-to-broker replication"),
+    (1001..=1099, "broker-to-broker replication"),
     (1100..=1199, "controller"),
     (
         0xF000..=0xFFFF,
@@ -101,7 +104,7 @@ pub const RESERVED_API_KEY_RANGES: &[(RangeInclusive<u16>, &str)] = &[
 
 impl ApiKey {
     /// Every api this build implements, in key order.
-    pub const ALL: [ApiKey; 18] = [
+    pub const ALL: [ApiKey; 19] = [
         ApiKey::ApiVersions,
         ApiKey::Metadata,
         ApiKey::Produce,
@@ -120,6 +123,7 @@ impl ApiKey {
         ApiKey::OffsetCommit,
         ApiKey::OffsetFetch,
         ApiKey::InitProducerId,
+        ApiKey::OffsetForLeaderEpoch,
     ];
 
     /// The wire number.
@@ -148,6 +152,7 @@ impl ApiKey {
             30 => ApiKey::OffsetCommit,
             31 => ApiKey::OffsetFetch,
             35 => ApiKey::InitProducerId,
+            1000 => ApiKey::OffsetForLeaderEpoch,
             _ => return None,
         })
     }
@@ -188,6 +193,7 @@ impl ApiKey {
             ApiKey::OffsetCommit => "OffsetCommit",
             ApiKey::OffsetFetch => "OffsetFetch",
             ApiKey::InitProducerId => "InitProducerId",
+            ApiKey::OffsetForLeaderEpoch => "OffsetForLeaderEpoch",
         }
     }
 }

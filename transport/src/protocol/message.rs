@@ -159,6 +159,7 @@ apis! {
     OffsetCommit => OffsetCommitRequest, OffsetCommitResponse;
     OffsetFetch => OffsetFetchRequest, OffsetFetchResponse;
     InitProducerId => InitProducerIdRequest, InitProducerIdResponse;
+    OffsetForLeaderEpoch => OffsetForLeaderEpochRequest, OffsetForLeaderEpochResponse;
 }
 
 /// A request frame that failed to decode, with its header when that much was readable so the

@@ -948,6 +948,63 @@ impl Arb for InitProducerIdResponse {
     }
 }
 
+impl Arb for OffsetForLeaderEpochPartition {
+    fn arb(g: &mut Gen) -> Self {
+        OffsetForLeaderEpochPartition {
+            partition: g.i32(),
+            current_leader_epoch: g.i32(),
+            leader_epoch: g.i32(),
+        }
+    }
+}
+
+impl Arb for OffsetForLeaderEpochTopic {
+    fn arb(g: &mut Gen) -> Self {
+        OffsetForLeaderEpochTopic {
+            name: g.string(),
+            partitions: g.vec(4),
+        }
+    }
+}
+
+impl Arb for OffsetForLeaderEpochRequest {
+    fn arb(g: &mut Gen) -> Self {
+        OffsetForLeaderEpochRequest {
+            replica_id: g.i32(),
+            topics: g.vec(3),
+        }
+    }
+}
+
+impl Arb for OffsetForLeaderEpochPartitionResponse {
+    fn arb(g: &mut Gen) -> Self {
+        OffsetForLeaderEpochPartitionResponse {
+            partition: g.i32(),
+            error_code: g.error_code(),
+            leader_epoch: g.i32(),
+            end_offset: g.i64(),
+        }
+    }
+}
+
+impl Arb for OffsetForLeaderEpochTopicResponse {
+    fn arb(g: &mut Gen) -> Self {
+        OffsetForLeaderEpochTopicResponse {
+            name: g.string(),
+            partitions: g.vec(4),
+        }
+    }
+}
+
+impl Arb for OffsetForLeaderEpochResponse {
+    fn arb(g: &mut Gen) -> Self {
+        OffsetForLeaderEpochResponse {
+            throttle_time_ms: g.i32(),
+            topics: g.vec(3),
+        }
+    }
+}
+
 /// A random request of the given api.
 pub fn arb_request(g: &mut Gen, api_key: ApiKey) -> Request {
     match api_key {
@@ -969,6 +1026,7 @@ pub fn arb_request(g: &mut Gen, api_key: ApiKey) -> Request {
         ApiKey::OffsetCommit => OffsetCommitRequest::arb(g).into(),
         ApiKey::OffsetFetch => OffsetFetchRequest::arb(g).into(),
         ApiKey::InitProducerId => InitProducerIdRequest::arb(g).into(),
+        ApiKey::OffsetForLeaderEpoch => OffsetForLeaderEpochRequest::arb(g).into(),
     }
 }
 
@@ -1000,6 +1058,7 @@ pub fn arb_response(g: &mut Gen, api_key: ApiKey) -> Response {
         ApiKey::OffsetCommit => OffsetCommitResponse::arb(g).into(),
         ApiKey::OffsetFetch => OffsetFetchResponse::arb(g).into(),
         ApiKey::InitProducerId => InitProducerIdResponse::arb(g).into(),
+        ApiKey::OffsetForLeaderEpoch => OffsetForLeaderEpochResponse::arb(g).into(),
     }
 }
 

@@ -33,6 +33,7 @@ mod list_topics;
 mod metadata;
 mod offset_commit;
 mod offset_fetch;
+mod offset_for_leader_epoch;
 mod produce;
 
 pub use alter_topic_configs::{
@@ -77,6 +78,11 @@ pub use offset_commit::{
 pub use offset_fetch::{
     OffsetFetchPartitionResponse, OffsetFetchRequest, OffsetFetchResponse, OffsetFetchTopic,
     OffsetFetchTopicResponse,
+};
+pub use offset_for_leader_epoch::{
+    OffsetForLeaderEpochPartition, OffsetForLeaderEpochPartitionResponse,
+    OffsetForLeaderEpochRequest, OffsetForLeaderEpochResponse, OffsetForLeaderEpochTopic,
+    OffsetForLeaderEpochTopicResponse,
 };
 pub use produce::{
     Acks, ProducePartition, ProducePartitionResponse, ProduceRequest, ProduceResponse,
