@@ -10,14 +10,24 @@
 //! acknowledged offset; a leader's high watermark never goes back. After the chaos, with the
 //! network healed and every broker back, all replicas rejoin the ISR and hold identical logs.
 //!
+//! The simulation runs over two kinds of replica logs: a reference model (a vector and an epoch
+//! history) and real partition logs on in-memory storage, where leaders stamp their epoch,
+//! followers store the leader's batches with `append_replicated`, truncate with `truncate_to`
+//! where `OffsetsForLeaderEpoch` says, and a killed broker's log loses what was not durable and
+//! is recovered when reopened; at the end every replica's epoch history equals the leader's.
+//!
 //! A failing seed is printed; replay it with `QUIVER_SEED=<n>`.
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use bytes::{Bytes, BytesMut};
+use futures_lite::future::block_on;
+use quiver_engine::batch::{BatchBuilder, Compression, RecordBatch};
 use quiver_engine::cluster::replication::{
     follower_high_watermark, truncation_offset, AcksAll, EpochCache, IsrProposal, LeaderConfig,
     PartitionLeader, PartitionView, ReplicaId, ReplicationError,
 };
+use quiver_engine::log::{FlushPolicy, LogConfig, MemStorage, PartitionLog};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 
@@ -38,7 +48,7 @@ struct Rec {
 }
 
 #[derive(Debug)]
-enum Msg {
+enum Msg<B> {
     FetchReq {
         from: ReplicaId,
         to: ReplicaId,
@@ -49,7 +59,7 @@ enum Msg {
         to: ReplicaId,
         epoch: i32,
         offset: i64,
-        records: Vec<Rec>,
+        records: Vec<B>,
         hw: i64,
     },
     FetchErr {
@@ -87,7 +97,7 @@ enum Msg {
     },
 }
 
-impl Msg {
+impl<B> Msg<B> {
     fn to(&self) -> Option<ReplicaId> {
         match self {
             Msg::FetchReq { to, .. }
@@ -118,9 +128,8 @@ enum Role {
     },
 }
 
-struct Broker {
-    log: Vec<Rec>,
-    cache: EpochCache,
+struct Broker<L> {
+    log: L,
     hw: i64,
     alive: bool,
     known_epoch: i32,
@@ -146,12 +155,12 @@ impl Controller {
     }
 }
 
-struct Sim {
+struct Sim<L: ReplicaLog> {
     rng: SmallRng,
     now: i64,
-    brokers: Vec<Broker>,
+    brokers: Vec<Broker<L>>,
     controller: Controller,
-    net: Vec<(i64, Msg)>,
+    net: Vec<(i64, Msg<L::Batch>)>,
     drop_percent: u32,
     next_value: u64,
     /// Acknowledged records: offset -> value.
@@ -165,13 +174,12 @@ struct Sim {
     isr_changes: i32,
 }
 
-impl Sim {
-    fn new(seed: u64) -> Sim {
+impl<L: ReplicaLog> Sim<L> {
+    fn new(seed: u64) -> Sim<L> {
         let brokers = REPLICAS
             .iter()
             .map(|_| Broker {
-                log: Vec::new(),
-                cache: EpochCache::new(),
+                log: L::create(),
                 hw: 0,
                 alive: true,
                 known_epoch: -1,
@@ -205,7 +213,7 @@ impl Sim {
         sim
     }
 
-    fn send(&mut self, msg: Msg) {
+    fn send(&mut self, msg: Msg<L::Batch>) {
         if self.rng.gen_range(0..100) < self.drop_percent {
             return;
         }
@@ -316,11 +324,7 @@ impl Sim {
         }
         broker.known_epoch = view.leader_epoch;
         broker.role = if leader == Some(b) {
-            let log_end = broker.log.len() as i64;
-            broker
-                .cache
-                .assign(view.leader_epoch, log_end)
-                .expect("a new leader epoch starts at the log end");
+            let log_end = broker.log.end();
             let hw = broker.hw.min(log_end);
             let state = PartitionLeader::new(b, view, log_end, hw, now, config)
                 .unwrap_or_else(|e| panic!("broker {b} cannot lead: {e}"));
@@ -352,15 +356,12 @@ impl Sim {
         let epoch = state.leader_epoch();
         let mut written = Vec::new();
         for _ in 0..count {
-            let offset = broker.log.len() as i64;
-            broker.log.push(Rec {
-                epoch,
-                value: self.next_value,
-            });
+            let offset = broker.log.end();
+            broker.log.append_leader(epoch, self.next_value);
             written.push((offset, self.next_value));
             self.next_value += 1;
         }
-        let end = broker.log.len() as i64;
+        let end = broker.log.end();
         state.appended(end);
         waiting.push((end, written));
         self.complete_waits(b);
@@ -373,10 +374,7 @@ impl Sim {
             return;
         };
         let hw = state.high_watermark();
-        assert!(
-            hw <= broker.log.len() as i64,
-            "leader {b}: hw past its log end"
-        );
+        assert!(hw <= broker.log.end(), "leader {b}: hw past its log end");
         broker.hw = hw;
         let seen = self.hw_seen.entry((b, state.leader_epoch())).or_insert(hw);
         assert!(
@@ -390,7 +388,7 @@ impl Sim {
                 AcksAll::Waiting => still.push((end, written)),
                 AcksAll::Complete => {
                     for (offset, value) in written {
-                        assert_eq!(broker.log[offset as usize].value, value);
+                        assert_eq!(broker.log.value_at(offset), Some(value));
                         self.acked.insert(offset, value);
                     }
                 }
@@ -400,7 +398,7 @@ impl Sim {
         *waiting = still;
     }
 
-    fn deliver(&mut self, msg: Msg) {
+    fn deliver(&mut self, msg: Msg<L::Batch>) {
         if let Some(to) = msg.to() {
             if !self.brokers[to as usize].alive {
                 return;
@@ -434,9 +432,7 @@ impl Sim {
                 let broker = &self.brokers[to as usize];
                 if let Role::Leader { state, .. } = &broker.role {
                     if state.leader_epoch() == epoch {
-                        let answer = broker
-                            .cache
-                            .end_offset_for(requested, broker.log.len() as i64);
+                        let answer = broker.log.end_offset_for(requested);
                         let msg = Msg::EpochResp {
                             to: from,
                             epoch,
@@ -461,12 +457,12 @@ impl Sim {
                     ..
                 } = &mut broker.role
                 {
-                    if *e == epoch && !*truncated && broker.cache.latest_epoch() == requested {
-                        let log_end = broker.log.len() as i64;
-                        let cut =
-                            truncation_offset(&broker.cache, log_end, broker.hw, requested, answer);
-                        broker.log.truncate(cut as usize);
-                        broker.cache.truncate_from_end(cut);
+                    if *e == epoch && !*truncated && broker.log.epochs().latest_epoch() == requested
+                    {
+                        let log_end = broker.log.end();
+                        let epochs = broker.log.epochs();
+                        let cut = truncation_offset(&epochs, log_end, broker.hw, requested, answer);
+                        broker.log.truncate(cut);
                         broker.hw = broker.hw.min(cut);
                         *truncated = true;
                         *sent_ms = None;
@@ -492,9 +488,7 @@ impl Sim {
                 };
                 match state.follower_fetch(from, epoch, offset, now) {
                     Ok(out) => {
-                        let start = offset as usize;
-                        let end = (start + FETCH_RECORDS_MAX).min(broker.log.len());
-                        let records = broker.log[start..end].to_vec();
+                        let records = broker.log.read(offset, FETCH_RECORDS_MAX);
                         let proposal = out.proposal.clone();
                         if proposal.is_some() {
                             if let Role::Leader { alter_sent_ms, .. } = &mut broker.role {
@@ -544,18 +538,13 @@ impl Sim {
                         return;
                     }
                     *sent_ms = None;
-                    if offset != broker.log.len() as i64 {
+                    if offset != broker.log.end() {
                         return;
                     }
                     for rec in records {
-                        let at = broker.log.len() as i64;
-                        broker
-                            .cache
-                            .assign(rec.epoch, at)
-                            .unwrap_or_else(|err| panic!("follower {to}: {err}"));
-                        broker.log.push(rec);
+                        broker.log.append_follower(rec);
                     }
-                    broker.hw = follower_high_watermark(hw, broker.log.len() as i64);
+                    broker.hw = follower_high_watermark(hw, broker.log.end());
                 }
             }
             Msg::FetchErr {
@@ -614,14 +603,14 @@ impl Sim {
                             from: b,
                             to: *leader,
                             epoch: *epoch,
-                            offset: broker.log.len() as i64,
+                            offset: broker.log.end(),
                         }
                     } else {
                         Msg::EpochReq {
                             from: b,
                             to: *leader,
                             epoch: *epoch,
-                            requested: broker.cache.latest_epoch(),
+                            requested: broker.log.epochs().latest_epoch(),
                         }
                     };
                     self.send(msg);
@@ -646,8 +635,12 @@ impl Sim {
     }
 
     fn kill(&mut self, b: ReplicaId) {
+        let seed = self.rng.gen();
         let broker = &mut self.brokers[b as usize];
         broker.alive = false;
+        // The process dies: what the log had not made durable is gone, and it is reopened
+        // (recovered) when the broker restarts.
+        broker.log.crash(seed);
         // Unacknowledged writes die with the process; the log itself is durable.
         broker.role = Role::None;
         broker.known_epoch = -1;
@@ -720,11 +713,11 @@ impl Sim {
         // Records change only by appends and truncations, and a wrong record stays until the
         // next truncation: a full check every few steps sees every violation; the cheap one
         // (in-sync replicas reach the last acknowledged offset) runs every step.
-        if self.steps.is_multiple_of(8) {
+        if self.steps.is_multiple_of(L::FULL_CHECK_EVERY) {
             self.check();
         } else if let Some((&last, _)) = self.acked.last_key_value() {
             for &r in &self.controller.isr {
-                let end = self.brokers[r as usize].log.len() as i64;
+                let end = self.brokers[r as usize].log.end();
                 assert!(
                     end > last,
                     "in-sync replica {r} ends at {end}, before acknowledged {last}"
@@ -734,9 +727,10 @@ impl Sim {
     }
 
     fn check(&self) {
+        let contents: Vec<Vec<Rec>> = self.brokers.iter().map(|b| b.log.records()).collect();
         for (&offset, &value) in &self.acked {
             for &r in &self.controller.isr {
-                let log = &self.brokers[r as usize].log;
+                let log = &contents[r as usize];
                 assert_eq!(
                     log.get(offset as usize).map(|rec| rec.value),
                     Some(value),
@@ -761,7 +755,7 @@ impl Sim {
                 if !current {
                     continue;
                 }
-                if let Some(rec) = broker.log.get(offset as usize) {
+                if let Some(rec) = contents[b].get(offset as usize) {
                     assert_eq!(
                         rec.value, value,
                         "replica {b} holds another record at acknowledged offset {offset}"
@@ -780,8 +774,8 @@ struct Tally {
     isr_changes: i32,
 }
 
-fn run(seed: u64) -> Tally {
-    let mut sim = Sim::new(seed);
+fn run<L: ReplicaLog>(seed: u64) -> Tally {
+    let mut sim = Sim::<L>::new(seed);
     for _ in 0..CHAOS_STEPS {
         sim.step(true, true);
     }
@@ -822,12 +816,12 @@ fn run(seed: u64) -> Tally {
                 ),
             };
             eprintln!(
-                "broker {b}: alive {} known epoch {} log {} hw {} cache {:?}: {role}",
+                "broker {b}: alive {} known epoch {} log {} hw {} epochs {:?}: {role}",
                 broker.alive,
                 broker.known_epoch,
-                broker.log.len(),
+                broker.log.end(),
                 broker.hw,
-                broker.cache.entries()
+                broker.log.epochs().entries()
             );
         }
         eprintln!(
@@ -841,7 +835,7 @@ fn run(seed: u64) -> Tally {
         );
     }
     assert_eq!(isr, REPLICAS.to_vec(), "every replica rejoined the ISR");
-    let reference = &sim.brokers[leader as usize].log;
+    let reference = sim.brokers[leader as usize].log.records();
     let Role::Leader { state, .. } = &sim.brokers[leader as usize].role else {
         panic!("the controller's leader {leader} does not lead");
     };
@@ -852,14 +846,20 @@ fn run(seed: u64) -> Tally {
     );
     sim.check();
     for (b, broker) in sim.brokers.iter().enumerate() {
-        let first_difference = (0..broker.log.len().max(reference.len()))
-            .find(|&i| broker.log.get(i) != reference.get(i));
+        let log = broker.log.records();
+        let first_difference =
+            (0..log.len().max(reference.len())).find(|&i| log.get(i) != reference.get(i));
         assert_eq!(
             first_difference,
             None,
             "replica {b} (log end {}) differs from leader {leader} (log end {})",
-            broker.log.len(),
+            log.len(),
             reference.len()
+        );
+        assert_eq!(
+            broker.log.epochs(),
+            sim.brokers[leader as usize].log.epochs(),
+            "replica {b}'s epoch history differs from the leader's"
         );
     }
     let values: BTreeSet<u64> = reference.iter().map(|r| r.value).collect();
@@ -871,34 +871,31 @@ fn run(seed: u64) -> Tally {
     }
 }
 
-#[test]
-fn replicas_never_lose_acknowledged_records() {
+/// Runs the seeds (or `QUIVER_SEED`) over logs of type `L` and checks that they exercised
+/// something: records acknowledged, leaders replaced, followers dropped from and taken back
+/// into the ISR.
+fn run_seeds<L: ReplicaLog>(what: &str, seeds: u64, base: u64) {
     let seeds: Vec<u64> = match std::env::var("QUIVER_SEED") {
         Ok(s) => vec![s.parse().expect("QUIVER_SEED is a number")],
-        Err(_) => (0..SEEDS).map(|i| 0x51ED_0000 + i).collect(),
+        Err(_) => (0..seeds).map(|i| base + i).collect(),
     };
     let mut total = Tally::default();
     for seed in &seeds {
         let seed = *seed;
-        let result = std::panic::catch_unwind(|| run(seed));
-        match result {
+        match std::panic::catch_unwind(|| run::<L>(seed)) {
             Ok(t) => {
                 total.acked += t.acked;
                 total.leader_epochs += t.leader_epochs;
                 total.isr_changes += t.isr_changes;
             }
             Err(e) => {
-                eprintln!(
-                    "replication model failed with seed {seed}: replay with QUIVER_SEED={seed}"
-                );
+                eprintln!("{what} failed with seed {seed}: replay with QUIVER_SEED={seed}");
                 std::panic::resume_unwind(e);
             }
         }
     }
-    // The runs must have exercised something: records acknowledged, leaders replaced,
-    // followers dropped from and taken back into the ISR.
     let n = seeds.len();
-    eprintln!("{n} seed(s): {total:?}");
+    eprintln!("{what}: {n} seed(s): {total:?}");
     assert!(total.acked >= 200 * n, "only {total:?} over {n} seeds");
     assert!(
         total.leader_epochs >= 2 * n as i32,
@@ -908,4 +905,215 @@ fn replicas_never_lose_acknowledged_records() {
         total.isr_changes >= 2 * n as i32,
         "only {total:?} over {n} seeds"
     );
+}
+
+#[test]
+fn replicas_never_lose_acknowledged_records() {
+    run_seeds::<ModelLog>("replication model", SEEDS, 0x51ED_0000);
+}
+
+/// The same protocol over real partition logs (in-memory storage): leaders append and stamp
+/// epochs, followers store the leader's batches with `append_replicated`, truncate with
+/// `truncate_to` at the point `OffsetsForLeaderEpoch` gives, and killed brokers lose what was
+/// not durable and recover when reopened.
+#[test]
+fn replicas_on_partition_logs_never_lose_acknowledged_records() {
+    run_seeds::<RealLog>(
+        "replication over partition logs",
+        REAL_LOG_SEEDS,
+        0x10C5_0000,
+    );
+}
+
+/// A replica's log as the simulation sees it.
+trait ReplicaLog {
+    /// What a fetch carries: records of the model, or stored batch bytes.
+    type Batch: Clone + std::fmt::Debug;
+    /// Steps between full checks of every acknowledged record (reading real logs whole is
+    /// slow; a wrong record stays until the next truncation, so a sparser check still sees
+    /// most, and the final check sees all that remain).
+    const FULL_CHECK_EVERY: u64;
+    fn create() -> Self;
+    /// The log end offset.
+    fn end(&self) -> i64;
+    fn epochs(&self) -> EpochCache;
+    fn end_offset_for(&self, epoch: i32) -> (i32, i64);
+    /// A leader's append of one record.
+    fn append_leader(&mut self, epoch: i32, value: u64);
+    /// Up to `max` records from `from`.
+    fn read(&self, from: i64, max: usize) -> Vec<Self::Batch>;
+    /// A follower's append of what the leader sent (it continues the log).
+    fn append_follower(&mut self, batch: Self::Batch);
+    fn truncate(&mut self, to: i64);
+    /// Every record, in offset order (offset = index).
+    fn records(&self) -> Vec<Rec>;
+    fn value_at(&self, offset: i64) -> Option<u64>;
+    /// The process died: keep what was durable and reopen.
+    fn crash(&mut self, seed: u64);
+}
+
+/// The reference model: a vector and an epoch history, always durable.
+struct ModelLog {
+    recs: Vec<Rec>,
+    epochs: EpochCache,
+}
+
+impl ReplicaLog for ModelLog {
+    type Batch = Rec;
+    const FULL_CHECK_EVERY: u64 = 8;
+    fn create() -> Self {
+        ModelLog {
+            recs: Vec::new(),
+            epochs: EpochCache::new(),
+        }
+    }
+    fn end(&self) -> i64 {
+        self.recs.len() as i64
+    }
+    fn epochs(&self) -> EpochCache {
+        self.epochs.clone()
+    }
+    fn end_offset_for(&self, epoch: i32) -> (i32, i64) {
+        self.epochs.end_offset_for(epoch, self.end())
+    }
+    fn append_leader(&mut self, epoch: i32, value: u64) {
+        self.append_follower(Rec { epoch, value });
+    }
+    fn read(&self, from: i64, max: usize) -> Vec<Rec> {
+        let start = from as usize;
+        let end = (start + max).min(self.recs.len());
+        self.recs[start..end].to_vec()
+    }
+    fn append_follower(&mut self, rec: Rec) {
+        let at = self.end();
+        self.epochs
+            .assign(rec.epoch, at)
+            .unwrap_or_else(|e| panic!("model log: {e}"));
+        self.recs.push(rec);
+    }
+    fn truncate(&mut self, to: i64) {
+        self.recs.truncate(to as usize);
+        self.epochs.truncate_from_end(to);
+    }
+    fn records(&self) -> Vec<Rec> {
+        self.recs.clone()
+    }
+    fn value_at(&self, offset: i64) -> Option<u64> {
+        self.recs.get(offset as usize).map(|r| r.value)
+    }
+    fn crash(&mut self, _seed: u64) {}
+}
+
+const NOW: i64 = 1_700_000_000_000;
+const REAL_LOG_SEEDS: u64 = 8;
+
+fn log_config() -> LogConfig {
+    LogConfig {
+        segment_bytes: 8192,
+        segment_ms: None,
+        index_interval_bytes: 1024,
+        flush: FlushPolicy::Always,
+        retention_ms: None,
+        write_chunk_bytes: 4096,
+        writes_in_flight_max: 2,
+        preallocate_bytes: 0,
+        cache_bytes_max: 4096,
+        ..LogConfig::default()
+    }
+}
+
+/// A real partition log over in-memory storage that can lose unsynced bytes. Appends are
+/// synced, as with `flush=always`, so a crash loses nothing acknowledged by this replica.
+struct RealLog {
+    storage: MemStorage,
+    log: Option<PartitionLog<MemStorage>>,
+}
+
+impl RealLog {
+    fn log(&self) -> &PartitionLog<MemStorage> {
+        self.log.as_ref().expect("the log is open")
+    }
+    fn log_mut(&mut self) -> &mut PartitionLog<MemStorage> {
+        self.log.as_mut().expect("the log is open")
+    }
+}
+
+impl ReplicaLog for RealLog {
+    type Batch = Bytes;
+    const FULL_CHECK_EVERY: u64 = 64;
+    fn create() -> Self {
+        let storage = MemStorage::new();
+        let log = block_on(PartitionLog::open(storage.clone(), log_config(), NOW)).expect("open");
+        RealLog {
+            storage,
+            log: Some(log),
+        }
+    }
+    fn end(&self) -> i64 {
+        self.log().next_offset()
+    }
+    fn epochs(&self) -> EpochCache {
+        self.log().epochs().clone()
+    }
+    fn end_offset_for(&self, epoch: i32) -> (i32, i64) {
+        self.log().end_offset_for_epoch(epoch)
+    }
+    fn append_leader(&mut self, epoch: i32, value: u64) {
+        let mut b = BatchBuilder::new(Compression::None);
+        b.push(NOW, None, Some(&value.to_le_bytes()), &[]);
+        let log = self.log_mut();
+        log.set_leader_epoch(epoch);
+        block_on(log.append(b.build().expect("build"), NOW)).expect("leader append");
+        block_on(log.sync(NOW)).expect("sync");
+    }
+    fn read(&self, from: i64, max: usize) -> Vec<Bytes> {
+        let read = block_on(self.log().read(from, 1 << 20)).expect("read");
+        read.batches.into_iter().take(max).collect()
+    }
+    fn append_follower(&mut self, batch: Bytes) {
+        let log = self.log_mut();
+        block_on(log.append_replicated(BytesMut::from(&batch[..]), NOW))
+            .unwrap_or_else(|e| panic!("follower append: {e}"));
+        block_on(log.sync(NOW)).expect("sync");
+    }
+    fn truncate(&mut self, to: i64) {
+        block_on(self.log_mut().truncate_to(to, NOW)).expect("truncate");
+    }
+    fn records(&self) -> Vec<Rec> {
+        let mut out = Vec::new();
+        let mut from = 0;
+        while from < self.end() {
+            let read = block_on(self.log().read(from, 1 << 20)).expect("read");
+            for b in &read.batches {
+                let view = RecordBatch::parse(b).expect("a stored batch parses");
+                assert_eq!(view.base_offset(), out.len() as i64, "offsets are dense");
+                let records = view.records().expect("records decode");
+                let value = records[0].value.as_deref().expect("a value");
+                out.push(Rec {
+                    epoch: view.header().partition_leader_epoch(),
+                    value: u64::from_le_bytes(value.try_into().expect("8 bytes")),
+                });
+            }
+            from = read.next_offset;
+        }
+        out
+    }
+    fn value_at(&self, offset: i64) -> Option<u64> {
+        if offset >= self.end() {
+            return None;
+        }
+        let read = block_on(self.log().read(offset, 1)).expect("read");
+        let view = RecordBatch::parse(read.batches.first()?).expect("a stored batch parses");
+        assert_eq!(view.base_offset(), offset, "one record per batch");
+        let records = view.records().expect("records decode");
+        let value = records[0].value.as_deref()?;
+        Some(u64::from_le_bytes(value.try_into().expect("8 bytes")))
+    }
+    fn crash(&mut self, seed: u64) {
+        self.log.take();
+        self.storage = self.storage.crash(seed);
+        let log =
+            block_on(PartitionLog::open(self.storage.clone(), log_config(), NOW)).expect("reopen");
+        self.log = Some(log);
+    }
 }
