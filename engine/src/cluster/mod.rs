@@ -5,10 +5,13 @@
 //!   ISR, epochs) and the records of the controller's log that change it.
 //! - [`controller`]: the controller's decisions: broker registration and liveness, replica
 //!   placement, leader election from the ISR, ISR changes asked for by leaders.
+//! - [`metadata_log`]: the controller quorum's durable Raft log (entries in a partition log,
+//!   terms as leader epochs) and hard state.
 //! - [`replication`]: one partition's replication: the leader's view of its followers (ISR
 //!   shrink and expand, high watermark, `acks=all` and `min.insync.replicas`), and the
 //!   follower's truncation to the leader-epoch boundary.
 
 pub mod controller;
 pub mod metadata;
+pub mod metadata_log;
 pub mod replication;

@@ -157,6 +157,16 @@ impl EpochCache {
         }
     }
 
+    /// The epoch that wrote `offset`: the latest entry starting at or before it (`None`
+    /// before the first entry). Meaningful only for offsets inside the log.
+    pub fn epoch_at(&self, offset: i64) -> Option<i32> {
+        self.entries
+            .iter()
+            .rev()
+            .find(|e| e.start_offset <= offset)
+            .map(|e| e.epoch)
+    }
+
     /// After the log was truncated to end at `end_offset`: drops the epochs that started at
     /// or after it.
     pub fn truncate_from_end(&mut self, end_offset: i64) {
@@ -228,6 +238,19 @@ impl EpochCache {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn epoch_at_finds_the_writer() {
+        let mut c = EpochCache::new();
+        assert_eq!(c.epoch_at(0), None);
+        c.assign(2, 5).unwrap();
+        c.assign(4, 9).unwrap();
+        assert_eq!(c.epoch_at(4), None);
+        assert_eq!(c.epoch_at(5), Some(2));
+        assert_eq!(c.epoch_at(8), Some(2));
+        assert_eq!(c.epoch_at(9), Some(4));
+        assert_eq!(c.epoch_at(1000), Some(4));
+    }
 
     #[test]
     fn checkpoint_round_trip_and_damage() {
