@@ -7,6 +7,8 @@
 //!   placement, leader election from the ISR, ISR changes asked for by leaders.
 //! - [`metadata_log`]: the controller quorum's durable Raft log (entries in a partition log,
 //!   terms as leader epochs) and hard state.
+//! - [`quorum`]: a controller quorum member: a raft-rs node whose entries carry metadata
+//!   records, persisted to the metadata log and applied to the controller.
 //! - [`replication`]: one partition's replication: the leader's view of its followers (ISR
 //!   shrink and expand, high watermark, `acks=all` and `min.insync.replicas`), and the
 //!   follower's truncation to the leader-epoch boundary.
@@ -14,4 +16,5 @@
 pub mod controller;
 pub mod metadata;
 pub mod metadata_log;
+pub mod quorum;
 pub mod replication;
