@@ -228,3 +228,32 @@ fn decoding_allocates_at_most_a_fixed_multiple_of_the_input() {
         Request::from(DescribeTopicsRequest { names: real_names })
     );
 }
+
+#[test]
+fn bools_are_one_byte_zero_or_one() {
+    for (v, byte) in [(false, 0x00), (true, 0x01)] {
+        let mut w = Encoder::new();
+        v.encode(&mut w, 0, "flag");
+        assert_eq!(concat_chunks(&w.finish().unwrap()), [byte][..]);
+        assert_eq!(reader(&[byte]).bool("flag"), Ok(v));
+        assert_eq!(bool::decode(&mut reader(&[byte]), 0, "flag"), Ok(v));
+    }
+    for (byte, value) in [(0x02, 2), (0x7F, 127), (0x80, -128), (0xFF, -1)] {
+        assert_eq!(
+            bool::decode(&mut reader(&[byte]), 0, "flag"),
+            Err(DecodeError::InvalidValue {
+                what: "flag",
+                value
+            }),
+            "{byte:#04x}"
+        );
+    }
+    assert_eq!(
+        reader(&[]).bool("flag"),
+        Err(DecodeError::Truncated {
+            what: "flag",
+            need: 1,
+            have: 0
+        })
+    );
+}

@@ -782,14 +782,14 @@ fn rejected_response() {
 fn undecodable_request_keeps_its_header() {
     let golden = cat(&[
         &[0x00, 0x00, 0x00, 0x0B], // frame length 11
-        &[0x03, 0xE8],             // api key 1000 (reserved: replication, not implemented)
+        &[0xF0, 0x00],             // api key 61440 (never assigned: private experiments)
         &[0x00, 0x00],             // api version 0
         &[0x00, 0x00, 0x00, 0x0C], // correlation id 12
         &[0xFF, 0xFF],             // client id null
         &[0x00],                   // a body this build cannot interpret
     ]);
     let error = decode_request_frame(one_frame(&golden)).unwrap_err();
-    assert_eq!(error.error, DecodeError::UnknownApiKey(1000));
+    assert_eq!(error.error, DecodeError::UnknownApiKey(0xF000));
     assert_eq!(error.error.error_code(), ErrorCode::UnsupportedVersion);
     assert_eq!(error.header.map(|h| h.correlation_id), Some(12));
 
@@ -1006,4 +1006,287 @@ fn offset_for_leader_epoch() {
         }],
     };
     check_response(ApiKey::OffsetForLeaderEpoch, 7, response.into(), &golden);
+}
+
+#[test]
+fn broker_registration() {
+    let golden = cat(&[
+        &[0x00, 0x00, 0x00, 0x2E], // frame length 46
+        &[0x04, 0x4C],             // api key 1100 (BrokerRegistration)
+        &[0x00, 0x00],             // api version 0
+        &[0x00, 0x00, 0x00, 0x01], // correlation id 1
+        &[0x00, 0x01],
+        b"b",                                              // client id "b"
+        &[0x00, 0x00, 0x00, 0x01],                         // broker_id 1
+        &[0x01, 0x23, 0x45, 0x67, 0x89, 0xAB, 0xCD, 0xEF], // incarnation_id
+        &[0x00, 0x0D],
+        b"10.0.0.1:9092", // listener "10.0.0.1:9092"
+        &[0x00, 0x02],
+        b"r1",                     // rack "r1"
+        &[0x00, 0x00, 0x00, 0x02], // shards 2
+    ]);
+    let request = BrokerRegistrationRequest {
+        broker_id: 1,
+        incarnation_id: 0x0123_4567_89AB_CDEF,
+        listener: "10.0.0.1:9092".into(),
+        rack: Some("r1".into()),
+        shards: 2,
+    };
+    check_request(Some("b"), 1, request.into(), &golden);
+
+    let golden = cat(&[
+        &[0x00, 0x00, 0x00, 0x16],                         // frame length 22
+        &[0x00, 0x00, 0x00, 0x01],                         // correlation id 1
+        &[0x00, 0x00],                                     // header error_code 0
+        &[0x00, 0x00, 0x00, 0x00],                         // throttle_time_ms 0
+        &[0x00, 0x00],                                     // error_code 0
+        &[0xFF, 0xFF],                                     // error_message null
+        &[0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x2A], // broker_epoch 42
+    ]);
+    let response = BrokerRegistrationResponse {
+        throttle_time_ms: 0,
+        error_code: ErrorCode::None,
+        error_message: None,
+        broker_epoch: 42,
+    };
+    check_response(ApiKey::BrokerRegistration, 1, response.into(), &golden);
+
+    let golden = cat(&[
+        &[0x00, 0x00, 0x00, 0x22], // frame length 34
+        &[0x00, 0x00, 0x00, 0x01], // correlation id 1
+        &[0x00, 0x00],             // header error_code 0
+        &[0x00, 0x00, 0x00, 0x00], // throttle_time_ms 0
+        &[0x00, 0x33],             // error_code 51 (DuplicateBrokerRegistration)
+        &[0x00, 0x0C],
+        b"live session", // error_message "live session"
+        &[0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF], // broker_epoch -1
+    ]);
+    let response = BrokerRegistrationResponse {
+        throttle_time_ms: 0,
+        error_code: ErrorCode::DuplicateBrokerRegistration,
+        error_message: Some("live session".into()),
+        broker_epoch: -1,
+    };
+    check_response(ApiKey::BrokerRegistration, 1, response.into(), &golden);
+}
+
+#[test]
+fn broker_heartbeat() {
+    let golden = cat(&[
+        &[0x00, 0x00, 0x00, 0x29], // frame length 41
+        &[0x04, 0x4D],             // api key 1101 (BrokerHeartbeat)
+        &[0x00, 0x00],             // api version 0
+        &[0x00, 0x00, 0x00, 0x02], // correlation id 2
+        &[0x00, 0x01],
+        b"b",                                              // client id "b"
+        &[0x00, 0x00, 0x00, 0x01],                         // broker_id 1
+        &[0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x2A], // broker_epoch 42
+        &[0x01, 0x23, 0x45, 0x67, 0x89, 0xAB, 0xCD, 0xEF], // incarnation_id
+        &[0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x01, 0x2C], // metadata_offset 300
+        &[0x00],                                           // want_fence false
+        &[0x01],                                           // want_shutdown true
+    ]);
+    let request = BrokerHeartbeatRequest {
+        broker_id: 1,
+        broker_epoch: 42,
+        incarnation_id: 0x0123_4567_89AB_CDEF,
+        metadata_offset: 300,
+        want_fence: false,
+        want_shutdown: true,
+    };
+    check_request(Some("b"), 2, request.into(), &golden);
+
+    let golden = cat(&[
+        &[0x00, 0x00, 0x00, 0x11], // frame length 17
+        &[0x00, 0x00, 0x00, 0x02], // correlation id 2
+        &[0x00, 0x00],             // header error_code 0
+        &[0x00, 0x00, 0x00, 0x00], // throttle_time_ms 0
+        &[0x00, 0x00],             // error_code 0
+        &[0xFF, 0xFF],             // error_message null
+        &[0x01],                   // is_caught_up true
+        &[0x00],                   // is_fenced false
+        &[0x01],                   // should_shutdown true
+    ]);
+    let response = BrokerHeartbeatResponse {
+        throttle_time_ms: 0,
+        error_code: ErrorCode::None,
+        error_message: None,
+        is_caught_up: true,
+        is_fenced: false,
+        should_shutdown: true,
+    };
+    check_response(ApiKey::BrokerHeartbeat, 2, response.into(), &golden);
+
+    let golden = cat(&[
+        &[0x00, 0x00, 0x00, 0x19], // frame length 25
+        &[0x00, 0x00, 0x00, 0x02], // correlation id 2
+        &[0x00, 0x00],             // header error_code 0
+        &[0x00, 0x00, 0x00, 0x64], // throttle_time_ms 100
+        &[0x00, 0x30],             // error_code 48 (StaleBrokerEpoch)
+        &[0x00, 0x08],
+        b"epoch 41", // error_message "epoch 41"
+        &[0x00],     // is_caught_up false
+        &[0x01],     // is_fenced true
+        &[0x00],     // should_shutdown false
+    ]);
+    let response = BrokerHeartbeatResponse {
+        throttle_time_ms: 100,
+        error_code: ErrorCode::StaleBrokerEpoch,
+        error_message: Some("epoch 41".into()),
+        is_caught_up: false,
+        is_fenced: true,
+        should_shutdown: false,
+    };
+    check_response(ApiKey::BrokerHeartbeat, 2, response.into(), &golden);
+
+    // A bool other than 0 or 1 does not decode.
+    let error =
+        decode_request_frame(one_frame(&heartbeat_request_with_want_fence(0x02))).unwrap_err();
+    assert_eq!(
+        error.error,
+        DecodeError::InvalidValue {
+            what: "want_fence",
+            value: 2
+        }
+    );
+    assert_eq!(error.header.map(|h| h.correlation_id), Some(2));
+    let (_, request) =
+        decode_request_frame(one_frame(&heartbeat_request_with_want_fence(0x01))).unwrap();
+    assert!(matches!(request, Request::BrokerHeartbeat(r) if r.want_fence));
+}
+
+/// A BrokerHeartbeat request frame whose `want_fence` byte is `byte`.
+fn heartbeat_request_with_want_fence(byte: u8) -> Vec<u8> {
+    cat(&[
+        &[0x00, 0x00, 0x00, 0x28], // frame length 40
+        &[0x04, 0x4D],             // api key 1101 (BrokerHeartbeat)
+        &[0x00, 0x00],             // api version 0
+        &[0x00, 0x00, 0x00, 0x02], // correlation id 2
+        &[0xFF, 0xFF],             // client id null
+        &[0x00, 0x00, 0x00, 0x01], // broker_id 1
+        &[0x00; 8],                // broker_epoch 0
+        &[0x00; 8],                // incarnation_id 0
+        &[0xFF; 8],                // metadata_offset -1
+        &[byte],                   // want_fence
+        &[0x00],                   // want_shutdown false
+    ])
+}
+
+#[test]
+fn alter_partition() {
+    let golden = cat(&[
+        &[0x00, 0x00, 0x00, 0x4E], // frame length 78
+        &[0x04, 0x4E],             // api key 1102 (AlterPartition)
+        &[0x00, 0x00],             // api version 0
+        &[0x00, 0x00, 0x00, 0x03], // correlation id 3
+        &[0x00, 0x01],
+        b"b",                                              // client id "b"
+        &[0x00, 0x00, 0x00, 0x01],                         // broker_id 1
+        &[0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x2A], // broker_epoch 42
+        &[0x00, 0x00, 0x00, 0x01],                         // topics: 1
+        &[0x00, 0x01],
+        b"t",                      //   name "t"
+        &[0x00, 0x00, 0x00, 0x02], //   partitions: 2
+        &[0x00, 0x00, 0x00, 0x00], //     partition 0
+        &[0x00, 0x00, 0x00, 0x05], //     leader_epoch 5
+        &[0x00, 0x00, 0x00, 0x07], //     partition_epoch 7
+        &[0x00, 0x00, 0x00, 0x02], //     new_isr: 2
+        &[0x00, 0x00, 0x00, 0x01], //       1
+        &[0x00, 0x00, 0x00, 0x02], //       2
+        &[0x00, 0x00, 0x00, 0x03], //     partition 3
+        &[0x00, 0x00, 0x00, 0x05], //     leader_epoch 5
+        &[0x00, 0x00, 0x00, 0x09], //     partition_epoch 9
+        &[0x00, 0x00, 0x00, 0x01], //     new_isr: 1
+        &[0x00, 0x00, 0x00, 0x01], //       1
+    ]);
+    let request = AlterPartitionRequest {
+        broker_id: 1,
+        broker_epoch: 42,
+        topics: vec![AlterPartitionTopic {
+            name: "t".into(),
+            partitions: vec![
+                AlterPartitionPartition {
+                    partition: 0,
+                    leader_epoch: 5,
+                    partition_epoch: 7,
+                    new_isr: vec![1, 2],
+                },
+                AlterPartitionPartition {
+                    partition: 3,
+                    leader_epoch: 5,
+                    partition_epoch: 9,
+                    new_isr: vec![1],
+                },
+            ],
+        }],
+    };
+    check_request(Some("b"), 3, request.into(), &golden);
+
+    let golden = cat(&[
+        &[0x00, 0x00, 0x00, 0x4B], // frame length 75
+        &[0x00, 0x00, 0x00, 0x03], // correlation id 3
+        &[0x00, 0x00],             // header error_code 0
+        &[0x00, 0x00, 0x00, 0x00], // throttle_time_ms 0
+        &[0x00, 0x00],             // error_code 0
+        &[0x00, 0x00, 0x00, 0x01], // topics: 1
+        &[0x00, 0x01],
+        b"t",                      //   name "t"
+        &[0x00, 0x00, 0x00, 0x02], //   partitions: 2
+        &[0x00, 0x00, 0x00, 0x00], //     partition 0
+        &[0x00, 0x00],             //     error_code 0
+        &[0x00, 0x00, 0x00, 0x01], //     leader_id 1
+        &[0x00, 0x00, 0x00, 0x05], //     leader_epoch 5
+        &[0x00, 0x00, 0x00, 0x02], //     isr: 2
+        &[0x00, 0x00, 0x00, 0x01], //       1
+        &[0x00, 0x00, 0x00, 0x02], //       2
+        &[0x00, 0x00, 0x00, 0x08], //     partition_epoch 8
+        &[0x00, 0x00, 0x00, 0x03], //     partition 3
+        &[0x00, 0x31],             //     error_code 49 (InvalidUpdateVersion)
+        &[0xFF, 0xFF, 0xFF, 0xFF], //     leader_id -1
+        &[0xFF, 0xFF, 0xFF, 0xFF], //     leader_epoch -1
+        &[0x00, 0x00, 0x00, 0x00], //     isr: 0
+        &[0xFF, 0xFF, 0xFF, 0xFF], //     partition_epoch -1
+    ]);
+    let response = AlterPartitionResponse {
+        throttle_time_ms: 0,
+        error_code: ErrorCode::None,
+        topics: vec![AlterPartitionTopicResponse {
+            name: "t".into(),
+            partitions: vec![
+                AlterPartitionPartitionResponse {
+                    partition: 0,
+                    error_code: ErrorCode::None,
+                    leader_id: 1,
+                    leader_epoch: 5,
+                    isr: vec![1, 2],
+                    partition_epoch: 8,
+                },
+                AlterPartitionPartitionResponse {
+                    partition: 3,
+                    error_code: ErrorCode::InvalidUpdateVersion,
+                    leader_id: -1,
+                    leader_epoch: -1,
+                    isr: vec![],
+                    partition_epoch: -1,
+                },
+            ],
+        }],
+    };
+    check_response(ApiKey::AlterPartition, 3, response.into(), &golden);
+
+    // The whole request refused by the controller: the verdict is in the body.
+    let golden = cat(&[
+        &[0x00, 0x00, 0x00, 0x10], // frame length 16
+        &[0x00, 0x00, 0x00, 0x03], // correlation id 3
+        &[0x00, 0x00],             // header error_code 0
+        &[0x00, 0x00, 0x00, 0x00], // throttle_time_ms 0
+        &[0x00, 0x2F],             // error_code 47 (NotController)
+        &[0x00, 0x00, 0x00, 0x00], // topics: 0
+    ]);
+    let response = AlterPartitionResponse {
+        throttle_time_ms: 0,
+        error_code: ErrorCode::NotController,
+        topics: vec![],
+    };
+    check_response(ApiKey::AlterPartition, 3, response.into(), &golden);
 }

@@ -137,8 +137,24 @@ fn every_type_round_trips() {
         ListOffsetsResponse,
         ListOffsetsTopicResponse,
         ListOffsetsPartitionResponse,
+        OffsetForLeaderEpochRequest,
+        OffsetForLeaderEpochTopic,
+        OffsetForLeaderEpochPartition,
+        OffsetForLeaderEpochResponse,
+        OffsetForLeaderEpochTopicResponse,
+        OffsetForLeaderEpochPartitionResponse,
+        BrokerRegistrationRequest,
+        BrokerRegistrationResponse,
+        BrokerHeartbeatRequest,
+        BrokerHeartbeatResponse,
+        AlterPartitionRequest,
+        AlterPartitionTopic,
+        AlterPartitionPartition,
+        AlterPartitionResponse,
+        AlterPartitionTopicResponse,
+        AlterPartitionPartitionResponse,
     );
-    assert_eq!(checked, 77);
+    assert_eq!(checked, 93);
 }
 
 #[test]

@@ -52,6 +52,12 @@ const ERROR_CODES: &[(i16, &str, bool)] = &[
     (44, "NonEmptyGroup", false),
     (45, "GroupIdNotFound", false),
     (46, "OffsetMetadataTooLarge", false),
+    (47, "NotController", true),
+    (48, "StaleBrokerEpoch", false),
+    (49, "InvalidUpdateVersion", false),
+    (50, "IneligibleReplica", false),
+    (51, "DuplicateBrokerRegistration", false),
+    (52, "BrokerIdNotRegistered", false),
 ];
 
 /// (key, name) for every api ever released. Append only.
@@ -75,6 +81,9 @@ const API_KEYS: &[(u16, &str)] = &[
     (31, "OffsetFetch"),
     (35, "InitProducerId"),
     (1000, "OffsetForLeaderEpoch"),
+    (1100, "BrokerRegistration"),
+    (1101, "BrokerHeartbeat"),
+    (1102, "AlterPartition"),
 ];
 
 #[test]
@@ -98,7 +107,7 @@ fn error_codes_keep_their_numbers() {
 
 #[test]
 fn unknown_error_codes_keep_their_number() {
-    for code in [-32768, -1, 47, 100, 999, i16::MAX] {
+    for code in [-32768, -1, 53, 100, 999, i16::MAX] {
         let decoded = ErrorCode::from_code(code);
         assert!(
             matches!(decoded, ErrorCode::Unrecognized(c) if c == code),

@@ -91,6 +91,14 @@ pub fn response_has_error(response: &Response) -> bool {
             .topics
             .iter()
             .any(|t| t.partitions.iter().any(|p| !p.error_code.is_ok())),
+        Response::BrokerRegistration(r) => !r.error_code.is_ok(),
+        Response::BrokerHeartbeat(r) => !r.error_code.is_ok(),
+        Response::AlterPartition(r) => {
+            !r.error_code.is_ok()
+                || r.topics
+                    .iter()
+                    .any(|t| t.partitions.iter().any(|p| !p.error_code.is_ok()))
+        }
         Response::ApiVersions(_) | Response::ListTopics(_) => false,
     }
 }

@@ -677,6 +677,10 @@ impl ShardBroker {
                 Request::OffsetForLeaderEpoch(r) => {
                     Some(self.offset_for_leader_epoch(r).await.into())
                 }
+                // Controller apis: this broker runs no controller (yet).
+                Request::BrokerRegistration(_)
+                | Request::BrokerHeartbeat(_)
+                | Request::AlterPartition(_) => Some(Response::Rejected(ErrorCode::NotController)),
             }
         };
         let error = response.as_ref().is_some_and(errors::response_has_error);

@@ -36,7 +36,10 @@
 //! | 45-999 | unassigned, for future client APIs | |
 //! | 1000 | OffsetForLeaderEpoch (where a leader epoch ends in the leader's log) | 0 |
 //! | 1001-1099 | reserved: broker-to-broker replication (replica fetch, leader-and-ISR, stop replica) | |
-//! | 1100-1199 | reserved: controller (raft vote / append / snapshot, broker registration, heartbeat) | |
+//! | 1100 | BrokerRegistration (a broker process announces itself; its broker epoch) | 0 |
+//! | 1101 | BrokerHeartbeat (session, metadata catch-up, fencing, controlled shutdown) | 0 |
+//! | 1102 | AlterPartition (a leader's ISR change) | 0 |
+//! | 1103-1199 | reserved: controller (raft vote / append / snapshot, more broker lifecycle) | |
 //! | 1200-61439 | unassigned | |
 //! | 61440-65535 | never assigned: private experiments and tests | |
 
@@ -85,6 +88,12 @@ pub enum ApiKey {
     InitProducerId = 35,
     /// Where a leader epoch ends in the leader's log (log divergence after a leader change).
     OffsetForLeaderEpoch = 1000,
+    /// Controller: a broker process registers and gets its broker epoch.
+    BrokerRegistration = 1100,
+    /// Controller: a broker's heartbeat (session, metadata catch-up, fencing, shutdown).
+    BrokerHeartbeat = 1101,
+    /// Controller: a partition leader's ISR change.
+    AlterPartition = 1102,
 }
 
 /// Key ranges set aside for APIs not implemented yet, with their purpose.
@@ -95,7 +104,7 @@ pub const RESERVED_API_KEY_RANGES: &[(RangeInclusive<u16>, &str)] = &[
     (32..=34, "more committed-offset APIs"),
     (36..=44, "transactions"),
     (1001..=1099, "broker-to-broker replication"),
-    (1100..=1199, "controller"),
+    (1103..=1199, "controller"),
     (
         0xF000..=0xFFFF,
         "never assigned: private experiments and tests",
@@ -104,7 +113,7 @@ pub const RESERVED_API_KEY_RANGES: &[(RangeInclusive<u16>, &str)] = &[
 
 impl ApiKey {
     /// Every api this build implements, in key order.
-    pub const ALL: [ApiKey; 19] = [
+    pub const ALL: [ApiKey; 22] = [
         ApiKey::ApiVersions,
         ApiKey::Metadata,
         ApiKey::Produce,
@@ -124,6 +133,9 @@ impl ApiKey {
         ApiKey::OffsetFetch,
         ApiKey::InitProducerId,
         ApiKey::OffsetForLeaderEpoch,
+        ApiKey::BrokerRegistration,
+        ApiKey::BrokerHeartbeat,
+        ApiKey::AlterPartition,
     ];
 
     /// The wire number.
@@ -153,6 +165,9 @@ impl ApiKey {
             31 => ApiKey::OffsetFetch,
             35 => ApiKey::InitProducerId,
             1000 => ApiKey::OffsetForLeaderEpoch,
+            1100 => ApiKey::BrokerRegistration,
+            1101 => ApiKey::BrokerHeartbeat,
+            1102 => ApiKey::AlterPartition,
             _ => return None,
         })
     }
@@ -194,6 +209,9 @@ impl ApiKey {
             ApiKey::OffsetFetch => "OffsetFetch",
             ApiKey::InitProducerId => "InitProducerId",
             ApiKey::OffsetForLeaderEpoch => "OffsetForLeaderEpoch",
+            ApiKey::BrokerRegistration => "BrokerRegistration",
+            ApiKey::BrokerHeartbeat => "BrokerHeartbeat",
+            ApiKey::AlterPartition => "AlterPartition",
         }
     }
 }

@@ -62,8 +62,14 @@
 //! | 44 | NonEmptyGroup | no | NON_EMPTY_GROUP (68) |
 //! | 45 | GroupIdNotFound | no | GROUP_ID_NOT_FOUND (69) |
 //! | 46 | OffsetMetadataTooLarge | no | OFFSET_METADATA_TOO_LARGE (12) |
+//! | 47 | NotController | yes | NOT_CONTROLLER (41) |
+//! | 48 | StaleBrokerEpoch | no | STALE_BROKER_EPOCH (77) |
+//! | 49 | InvalidUpdateVersion | no | INVALID_UPDATE_VERSION (95) |
+//! | 50 | IneligibleReplica | no | INELIGIBLE_REPLICA (107) |
+//! | 51 | DuplicateBrokerRegistration | no | DUPLICATE_BROKER_REGISTRATION (101) |
+//! | 52 | BrokerIdNotRegistered | no | BROKER_ID_NOT_REGISTERED (102) |
 //!
-//! Codes for transactions arrive with those APIs, numbered after 46.
+//! Codes for transactions arrive with those APIs, numbered after the highest assigned (52).
 
 use core::fmt;
 use core::hash::{Hash, Hasher};
@@ -236,6 +242,24 @@ error_codes! {
     GroupIdNotFound = 45, retriable: false;
     /// The metadata attached to a committed offset is longer than the broker allows.
     OffsetMetadataTooLarge = 46, retriable: false;
+    /// The request needs the active controller and this broker is not it (or no longer is).
+    /// Retriable after finding the active controller.
+    NotController = 47, retriable: true;
+    /// The broker epoch sent is not the one of the broker's current registration: the sender
+    /// is an old registration or process. Not retriable: the broker must register again.
+    StaleBrokerEpoch = 48, retriable: false;
+    /// An AlterPartition based on an older partition epoch than the partition's (its leader or
+    /// ISR changed since). Not retriable as is: the leader must learn the partition's new state
+    /// first.
+    InvalidUpdateVersion = 49, retriable: false;
+    /// A proposed ISR names a broker that is fenced or not registered (KIP-841).
+    IneligibleReplica = 50, retriable: false;
+    /// A broker id is registered by another incarnation whose session is live (two processes
+    /// with one id, or a restart quicker than the session timeout without a controlled
+    /// shutdown). Not retriable as is: the other process must stop, or its session expire.
+    DuplicateBrokerRegistration = 51, retriable: false;
+    /// The broker id has no registration: the broker must register before it heartbeats.
+    BrokerIdNotRegistered = 52, retriable: false;
 }
 
 impl ErrorCode {

@@ -160,6 +160,9 @@ apis! {
     OffsetFetch => OffsetFetchRequest, OffsetFetchResponse;
     InitProducerId => InitProducerIdRequest, InitProducerIdResponse;
     OffsetForLeaderEpoch => OffsetForLeaderEpochRequest, OffsetForLeaderEpochResponse;
+    BrokerRegistration => BrokerRegistrationRequest, BrokerRegistrationResponse;
+    BrokerHeartbeat => BrokerHeartbeatRequest, BrokerHeartbeatResponse;
+    AlterPartition => AlterPartitionRequest, AlterPartitionResponse;
 }
 
 /// A request frame that failed to decode, with its header when that much was readable so the

@@ -1005,6 +1005,117 @@ impl Arb for OffsetForLeaderEpochResponse {
     }
 }
 
+impl Arb for BrokerRegistrationRequest {
+    fn arb(g: &mut Gen) -> Self {
+        BrokerRegistrationRequest {
+            broker_id: g.i32(),
+            incarnation_id: g.i64(),
+            listener: g.string(),
+            rack: g.opt_string(),
+            shards: g.i32(),
+        }
+    }
+}
+
+impl Arb for BrokerRegistrationResponse {
+    fn arb(g: &mut Gen) -> Self {
+        BrokerRegistrationResponse {
+            throttle_time_ms: g.i32(),
+            error_code: g.error_code(),
+            error_message: g.opt_string(),
+            broker_epoch: g.i64(),
+        }
+    }
+}
+
+impl Arb for BrokerHeartbeatRequest {
+    fn arb(g: &mut Gen) -> Self {
+        BrokerHeartbeatRequest {
+            broker_id: g.i32(),
+            broker_epoch: g.i64(),
+            incarnation_id: g.i64(),
+            metadata_offset: g.i64(),
+            want_fence: g.bool(),
+            want_shutdown: g.bool(),
+        }
+    }
+}
+
+impl Arb for BrokerHeartbeatResponse {
+    fn arb(g: &mut Gen) -> Self {
+        BrokerHeartbeatResponse {
+            throttle_time_ms: g.i32(),
+            error_code: g.error_code(),
+            error_message: g.opt_string(),
+            is_caught_up: g.bool(),
+            is_fenced: g.bool(),
+            should_shutdown: g.bool(),
+        }
+    }
+}
+
+impl Arb for AlterPartitionPartition {
+    fn arb(g: &mut Gen) -> Self {
+        AlterPartitionPartition {
+            partition: g.i32(),
+            leader_epoch: g.i32(),
+            partition_epoch: g.i32(),
+            new_isr: g.vec(4),
+        }
+    }
+}
+
+impl Arb for AlterPartitionTopic {
+    fn arb(g: &mut Gen) -> Self {
+        AlterPartitionTopic {
+            name: g.string(),
+            partitions: g.vec(4),
+        }
+    }
+}
+
+impl Arb for AlterPartitionRequest {
+    fn arb(g: &mut Gen) -> Self {
+        AlterPartitionRequest {
+            broker_id: g.i32(),
+            broker_epoch: g.i64(),
+            topics: g.vec(3),
+        }
+    }
+}
+
+impl Arb for AlterPartitionPartitionResponse {
+    fn arb(g: &mut Gen) -> Self {
+        AlterPartitionPartitionResponse {
+            partition: g.i32(),
+            error_code: g.error_code(),
+            leader_id: g.i32(),
+            leader_epoch: g.i32(),
+            isr: g.vec(4),
+            partition_epoch: g.i32(),
+        }
+    }
+}
+
+impl Arb for AlterPartitionTopicResponse {
+    fn arb(g: &mut Gen) -> Self {
+        AlterPartitionTopicResponse {
+            name: g.string(),
+            partitions: g.vec(4),
+        }
+    }
+}
+
+impl Arb for AlterPartitionResponse {
+    fn arb(g: &mut Gen) -> Self {
+        AlterPartitionResponse {
+            throttle_time_ms: g.i32(),
+            error_code: g.error_code(),
+            topics: g.vec(3),
+        }
+    }
+}
+
 /// A random request of the given api.
 pub fn arb_request(g: &mut Gen, api_key: ApiKey) -> Request {
     match api_key {
@@ -1027,6 +1138,9 @@ pub fn arb_request(g: &mut Gen, api_key: ApiKey) -> Request {
         ApiKey::OffsetFetch => OffsetFetchRequest::arb(g).into(),
         ApiKey::InitProducerId => InitProducerIdRequest::arb(g).into(),
         ApiKey::OffsetForLeaderEpoch => OffsetForLeaderEpochRequest::arb(g).into(),
+        ApiKey::BrokerRegistration => BrokerRegistrationRequest::arb(g).into(),
+        ApiKey::BrokerHeartbeat => BrokerHeartbeatRequest::arb(g).into(),
+        ApiKey::AlterPartition => AlterPartitionRequest::arb(g).into(),
     }
 }
 
@@ -1059,6 +1173,9 @@ pub fn arb_response(g: &mut Gen, api_key: ApiKey) -> Response {
         ApiKey::OffsetFetch => OffsetFetchResponse::arb(g).into(),
         ApiKey::InitProducerId => InitProducerIdResponse::arb(g).into(),
         ApiKey::OffsetForLeaderEpoch => OffsetForLeaderEpochResponse::arb(g).into(),
+        ApiKey::BrokerRegistration => BrokerRegistrationResponse::arb(g).into(),
+        ApiKey::BrokerHeartbeat => BrokerHeartbeatResponse::arb(g).into(),
+        ApiKey::AlterPartition => AlterPartitionResponse::arb(g).into(),
     }
 }
 

@@ -8,7 +8,10 @@
 //! Conventions shared by all bodies:
 //! - An error that concerns the whole request travels in the response header instead of a body
 //!   ([`Response::Rejected`](super::Response::Rejected)); errors for one topic or partition sit
-//!   next to it in the body.
+//!   next to it in the body. The controller apis (BrokerRegistration, BrokerHeartbeat,
+//!   AlterPartition) also put the controller's verdict on the whole request (`NotController`,
+//!   `StaleBrokerEpoch`, ...) in the body's `error_code`, as Kafka does; the header is for
+//!   requests the broker could not take at all.
 //! - Every response body starts with `throttle_time_ms: i32`: how long the client should back off
 //!   before its next request, 0 when not throttled.
 //! - Partition numbers and broker ids are `i32`; `-1` means "none" (no leader, not a replica).
@@ -16,8 +19,11 @@
 //! - Record batches (produce requests, fetch responses) are raw RecordBatch v2 bytes that the
 //!   protocol never decodes.
 
+mod alter_partition;
 mod alter_topic_configs;
 mod api_versions;
+mod broker_heartbeat;
+mod broker_registration;
 mod consumer_group_heartbeat;
 mod create_topics;
 mod delete_groups;
@@ -36,10 +42,16 @@ mod offset_fetch;
 mod offset_for_leader_epoch;
 mod produce;
 
+pub use alter_partition::{
+    AlterPartitionPartition, AlterPartitionPartitionResponse, AlterPartitionRequest,
+    AlterPartitionResponse, AlterPartitionTopic, AlterPartitionTopicResponse,
+};
 pub use alter_topic_configs::{
     AlterTopicConfigsRequest, AlterTopicConfigsResponse, AlterableTopic,
 };
 pub use api_versions::{ApiVersionRange, ApiVersionsRequest, ApiVersionsResponse};
+pub use broker_heartbeat::{BrokerHeartbeatRequest, BrokerHeartbeatResponse};
+pub use broker_registration::{BrokerRegistrationRequest, BrokerRegistrationResponse};
 pub use consumer_group_heartbeat::{
     ConsumerGroupHeartbeatRequest, ConsumerGroupHeartbeatResponse, GroupTopicPartitions,
     MEMBER_EPOCH_JOIN, MEMBER_EPOCH_LEAVE,
