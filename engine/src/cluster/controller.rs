@@ -37,9 +37,9 @@ use std::collections::BTreeMap;
 use thiserror::Error;
 
 use super::metadata::{
-    validate_listener, validate_topic_name, BrokerId, ClusterMetadata, LeaderChange, MetadataError,
-    MetadataRecord, PartitionState, Topic, TopicConfig, TopicId, TopicPartition,
-    PARTITIONS_PER_TOPIC_MAX, RACK_BYTES_MAX,
+    validate_listener, validate_topic_name, BrokerId, BrokerRegistration, ClusterMetadata,
+    LeaderChange, MetadataError, MetadataRecord, PartitionState, Topic, TopicConfig, TopicId,
+    TopicPartition, PARTITIONS_PER_TOPIC_MAX, RACK_BYTES_MAX,
 };
 
 /// Kafka's default `broker.session.timeout.ms`.
@@ -435,17 +435,7 @@ impl Controller {
         caught_up: bool,
         now_ms: i64,
     ) -> Result<Vec<MetadataRecord>, ControllerError> {
-        let registration = self
-            .metadata
-            .broker(id)
-            .ok_or(ControllerError::UnknownBroker(id))?;
-        if registration.incarnation != incarnation {
-            return Err(ControllerError::StaleBrokerIncarnation {
-                broker: id,
-                sent: incarnation,
-                current: registration.incarnation,
-            });
-        }
+        let registration = self.current_registration(id, incarnation)?;
         if self.sessions.get(&id).is_some_and(|s| s.shut_down) {
             return Err(ControllerError::BrokerShutDown(id));
         }
@@ -465,13 +455,12 @@ impl Controller {
         Ok(records)
     }
 
-    /// A broker's controlled shutdown: it is fenced now (its leaderships handed over) and its
-    /// session ends, so its next incarnation may register at once.
-    pub fn shutdown_broker(
-        &mut self,
+    /// The registration of broker `id`, if `incarnation` is its current one.
+    fn current_registration(
+        &self,
         id: BrokerId,
         incarnation: u64,
-    ) -> Result<Vec<MetadataRecord>, ControllerError> {
+    ) -> Result<&BrokerRegistration, ControllerError> {
         let registration = self
             .metadata
             .broker(id)
@@ -483,6 +472,17 @@ impl Controller {
                 current: registration.incarnation,
             });
         }
+        Ok(registration)
+    }
+
+    /// A broker's controlled shutdown: it is fenced now (its leaderships handed over) and its
+    /// session ends, so its next incarnation may register at once.
+    pub fn shutdown_broker(
+        &mut self,
+        id: BrokerId,
+        incarnation: u64,
+    ) -> Result<Vec<MetadataRecord>, ControllerError> {
+        let registration = self.current_registration(id, incarnation)?;
         let records = if registration.fenced {
             Vec::new()
         } else {
