@@ -635,29 +635,38 @@ impl<S: Storage> PartitionLog<S> {
         let mut epochs = match &loaded {
             Some(Ok(epochs)) => epochs.clone(),
             _ if self.log_start == self.next_offset => EpochCache::new(),
-            _ => self.scan_epochs().await?,
+            _ => self.scan_epochs().await,
         };
         epochs.truncate_from_end(self.next_offset);
         epochs.truncate_from_start(self.log_start);
         let unchanged = matches!(&loaded, Some(Ok(e)) if *e == epochs);
+        let empty_and_absent = stored.is_none() && self.log_start == self.next_offset;
         self.epochs = epochs;
-        if !unchanged && (stored.is_some() || !self.epochs.entries().is_empty()) {
+        // Written after a rebuild even when empty, so the next open does not scan again.
+        if !unchanged && !empty_and_absent {
             self.write_epochs().await?;
         }
         Ok(())
     }
 
-    /// The epoch history as the batches record it, read from the log start to its end.
-    async fn scan_epochs(&self) -> Result<EpochCache, LogError> {
+    /// The epoch history as the batches record it, read from the log start to its end. A
+    /// batch that cannot be read ends the scan: reads refuse it too (a clean close trusts the
+    /// index, so damage inside a segment is found by reads, not at open), and a history cut
+    /// short only makes a follower truncate more.
+    async fn scan_epochs(&self) -> EpochCache {
         let mut epochs = EpochCache::new();
         let mut from = self.log_start;
         while from < self.next_offset {
-            let read = self.read(from, EPOCH_SCAN_READ_BYTES).await?;
+            let Ok(read) = self.read(from, EPOCH_SCAN_READ_BYTES).await else {
+                break;
+            };
             if read.batches.is_empty() || read.next_offset <= from {
                 break;
             }
             for batch in &read.batches {
-                let view = RecordBatch::parse(batch)?;
+                let Ok(view) = RecordBatch::parse(batch) else {
+                    return epochs;
+                };
                 let epoch = view.header().partition_leader_epoch();
                 // Batches written before any leader epoch was set carry -1: no entry.
                 if epoch >= 0 {
@@ -668,7 +677,7 @@ impl<S: Storage> PartitionLog<S> {
             }
             from = read.next_offset;
         }
-        Ok(epochs)
+        epochs
     }
 
     async fn write_epochs(&mut self) -> Result<(), LogError> {
