@@ -174,11 +174,15 @@ fn registration_fences_until_caught_up() {
     );
     assert!(matches!(
         h.controller.register_broker(3, 1, "no-port", None, 0),
-        Err(ControllerError::InvalidListener { broker: 3, .. })
+        Err(ControllerError::InvalidRegistration(
+            MetadataError::InvalidListener { broker: 3, .. }
+        ))
     ));
     assert_eq!(
         h.controller.register_broker(-1, 1, "h:1", None, 0),
-        Err(ControllerError::InvalidBrokerId(-1))
+        Err(ControllerError::InvalidRegistration(
+            MetadataError::InvalidBrokerId(-1)
+        ))
     );
 }
 

@@ -498,32 +498,22 @@ impl ShardBroker {
 
     /// ListOffsets.
     pub(crate) async fn list_offsets(&self, request: ListOffsetsRequest) -> ListOffsetsResponse {
-        let topics = self.topics();
-        let mut rows: Vec<Vec<ListOffsetsPartitionResponse>> = Vec::new();
-        let mut jobs = Vec::new();
-        let mut slots = Vec::new();
-        for (ti, topic) in request.topics.iter().enumerate() {
-            let mut row = Vec::new();
-            for (pi, p) in topic.partitions.iter().enumerate() {
-                match self.route(&topics, &topic.name, p.partition) {
-                    Ok(owner) => {
-                        row.push(offsets_error(p.partition, ErrorCode::Unknown));
-                        jobs.push((
-                            owner,
-                            OffsetsPart {
-                                topic: topic.name.clone(),
-                                partition: p.partition,
-                                spec: p.timestamp,
-                                current_leader_epoch: p.current_leader_epoch,
-                            },
-                        ));
-                        slots.push((ti, pi));
-                    }
-                    Err((code, _)) => row.push(offsets_error(p.partition, code)),
-                }
-            }
-            rows.push(row);
-        }
+        let (mut rows, jobs, slots) = self.route_parts(
+            request
+                .topics
+                .iter()
+                .map(|t| (t.name.as_str(), t.partitions.as_slice())),
+            |topic, p| {
+                let part = OffsetsPart {
+                    topic: topic.to_string(),
+                    partition: p.partition,
+                    spec: p.timestamp,
+                    current_leader_epoch: p.current_leader_epoch,
+                };
+                (p.partition, part)
+            },
+            offsets_error,
+        );
         let results = self
             .scatter(
                 jobs,
@@ -596,38 +586,63 @@ impl ShardBroker {
     }
 }
 
+/// A per-topic request split by owner shard (see [`ShardBroker::route_parts`]): the answer rows
+/// per topic (unroutable partitions answered, routed ones holding a place), the parts with
+/// their owners for `scatter`, and the (topic, partition) slot each part's answer goes to.
+type Routed<P, R> = (Vec<Vec<R>>, Vec<(usize, P)>, Vec<(usize, usize)>);
+
 impl ShardBroker {
+    /// Routes every partition of a per-topic request to its owner shard: `part(topic, item)`
+    /// gives the partition number and what the owner needs; a partition that cannot be routed
+    /// is answered `error(partition, code)` at once.
+    fn route_parts<'q, Q: 'q, P, R>(
+        &self,
+        request: impl Iterator<Item = (&'q str, &'q [Q])>,
+        part: impl Fn(&str, &Q) -> (i32, P),
+        error: fn(i32, ErrorCode) -> R,
+    ) -> Routed<P, R> {
+        let topics = self.topics();
+        let (mut rows, mut jobs, mut slots) = (Vec::new(), Vec::new(), Vec::new());
+        for (ti, (name, items)) in request.enumerate() {
+            let mut row = Vec::with_capacity(items.len());
+            for (pi, item) in items.iter().enumerate() {
+                let (partition, job) = part(name, item);
+                match self.route(&topics, name, partition) {
+                    Ok(owner) => {
+                        // A stand-in until the owner's answer takes its place.
+                        row.push(error(partition, ErrorCode::Unknown));
+                        jobs.push((owner, job));
+                        slots.push((ti, pi));
+                    }
+                    Err((code, _)) => row.push(error(partition, code)),
+                }
+            }
+            rows.push(row);
+        }
+        (rows, jobs, slots)
+    }
+
     /// OffsetForLeaderEpoch.
     pub(crate) async fn offset_for_leader_epoch(
         &self,
         request: OffsetForLeaderEpochRequest,
     ) -> OffsetForLeaderEpochResponse {
-        let topics = self.topics();
-        let mut rows: Vec<Vec<OffsetForLeaderEpochPartitionResponse>> = Vec::new();
-        let mut jobs = Vec::new();
-        let mut slots = Vec::new();
-        for (ti, topic) in request.topics.iter().enumerate() {
-            let mut row = Vec::new();
-            for (pi, p) in topic.partitions.iter().enumerate() {
-                match self.route(&topics, &topic.name, p.partition) {
-                    Ok(owner) => {
-                        row.push(epoch_error(p.partition, ErrorCode::Unknown));
-                        jobs.push((
-                            owner,
-                            EpochPart {
-                                topic: topic.name.clone(),
-                                partition: p.partition,
-                                current_leader_epoch: p.current_leader_epoch,
-                                leader_epoch: p.leader_epoch,
-                            },
-                        ));
-                        slots.push((ti, pi));
-                    }
-                    Err((code, _)) => row.push(epoch_error(p.partition, code)),
-                }
-            }
-            rows.push(row);
-        }
+        let (mut rows, jobs, slots) = self.route_parts(
+            request
+                .topics
+                .iter()
+                .map(|t| (t.name.as_str(), t.partitions.as_slice())),
+            |topic, p| {
+                let part = EpochPart {
+                    topic: topic.to_string(),
+                    partition: p.partition,
+                    current_leader_epoch: p.current_leader_epoch,
+                    leader_epoch: p.leader_epoch,
+                };
+                (p.partition, part)
+            },
+            epoch_error,
+        );
         let results = self
             .scatter(
                 jobs,

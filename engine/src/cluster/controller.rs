@@ -37,9 +37,9 @@ use std::collections::BTreeMap;
 use thiserror::Error;
 
 use super::metadata::{
-    validate_listener, validate_topic_name, BrokerId, BrokerRegistration, ClusterMetadata,
+    validate_registration, validate_topic_name, BrokerId, BrokerRegistration, ClusterMetadata,
     LeaderChange, MetadataError, MetadataRecord, PartitionState, Topic, TopicConfig, TopicId,
-    TopicPartition, PARTITIONS_PER_TOPIC_MAX, RACK_BYTES_MAX,
+    TopicPartition, PARTITIONS_PER_TOPIC_MAX,
 };
 
 /// Kafka's default `broker.session.timeout.ms`.
@@ -73,25 +73,10 @@ impl Default for ControllerConfig {
 /// Why a controller request was refused. Nothing is decided when one is returned.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum ControllerError {
-    /// A negative broker id.
-    #[error("broker id {0} is invalid: broker ids are not negative")]
-    InvalidBrokerId(BrokerId),
-    /// A listener that is not `host:port`.
-    #[error("broker {broker}: listener '{listener}' is invalid: {reason}")]
-    InvalidListener {
-        /// The broker.
-        broker: BrokerId,
-        /// The listener given.
-        listener: String,
-        /// What is wrong with it.
-        reason: &'static str,
-    },
-    /// A rack name that is empty or too long.
-    #[error("broker {broker}: rack name must be 1..={RACK_BYTES_MAX} bytes")]
-    InvalidRack {
-        /// The broker.
-        broker: BrokerId,
-    },
+    /// A registration with a negative id, a listener that is not `host:port` or a bad rack
+    /// name ([`MetadataError::InvalidBrokerId`], `InvalidListener`, `InvalidRack`).
+    #[error("{0}")]
+    InvalidRegistration(MetadataError),
     /// A new incarnation of a broker whose current one still has a live session (two processes
     /// with one id, or a restart faster than the session timeout without a controlled
     /// shutdown). Retry after the session timeout.
@@ -367,17 +352,7 @@ impl Controller {
         rack: Option<&str>,
         now_ms: i64,
     ) -> Result<Vec<MetadataRecord>, ControllerError> {
-        if id < 0 {
-            return Err(ControllerError::InvalidBrokerId(id));
-        }
-        validate_listener(listener).map_err(|reason| ControllerError::InvalidListener {
-            broker: id,
-            listener: listener.to_string(),
-            reason,
-        })?;
-        if rack.is_some_and(|r| r.is_empty() || r.len() > RACK_BYTES_MAX) {
-            return Err(ControllerError::InvalidRack { broker: id });
-        }
+        validate_registration(id, listener, rack).map_err(ControllerError::InvalidRegistration)?;
         let mut batch = Batch::new(&self.metadata);
         if let Some(existing) = self.metadata.broker(id) {
             let shut_down = self.sessions.get(&id).is_some_and(|s| s.shut_down);

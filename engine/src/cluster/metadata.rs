@@ -554,6 +554,28 @@ pub fn validate_topic_name(name: &str) -> Result<(), &'static str> {
     Ok(())
 }
 
+/// Checks what a broker registers with: a non-negative id, a `host:port` listener, a rack name
+/// of 1..=[`RACK_BYTES_MAX`] bytes if any. Used by the controller before it decides and by
+/// [`ClusterMetadata::apply`] on the record.
+pub fn validate_registration(
+    broker: BrokerId,
+    listener: &str,
+    rack: Option<&str>,
+) -> Result<(), MetadataError> {
+    if broker < 0 {
+        return Err(MetadataError::InvalidBrokerId(broker));
+    }
+    validate_listener(listener).map_err(|reason| MetadataError::InvalidListener {
+        broker,
+        listener: listener.to_string(),
+        reason,
+    })?;
+    if rack.is_some_and(|r| r.is_empty() || r.len() > RACK_BYTES_MAX) {
+        return Err(MetadataError::InvalidRack { broker });
+    }
+    Ok(())
+}
+
 /// Checks a listener address: `host:port` with a non-empty host (an IPv6 host in brackets)
 /// and a port in 1..=65535. Returns what is wrong.
 pub fn validate_listener(listener: &str) -> Result<(), &'static str> {
@@ -751,20 +773,7 @@ impl ClusterMetadata {
                 rack,
             } => {
                 let broker = *broker;
-                if broker < 0 {
-                    return Err(MetadataError::InvalidBrokerId(broker));
-                }
-                validate_listener(listener).map_err(|reason| MetadataError::InvalidListener {
-                    broker,
-                    listener: listener.clone(),
-                    reason,
-                })?;
-                if rack
-                    .as_ref()
-                    .is_some_and(|r| r.is_empty() || r.len() > RACK_BYTES_MAX)
-                {
-                    return Err(MetadataError::InvalidRack { broker });
-                }
+                validate_registration(broker, listener, rack.as_deref())?;
                 if *broker_epoch <= self.broker_epoch_last {
                     return Err(MetadataError::StaleRegistrationEpoch {
                         broker,
