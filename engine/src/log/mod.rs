@@ -846,6 +846,10 @@ impl<S: Storage> PartitionLog<S> {
     /// before the batch is written, so the history on disk never lacks an epoch the log holds
     /// (an entry past the log end after a crash is cut at open).
     async fn note_epoch(&mut self, epoch: i32, base_offset: i64) -> Result<(), LogError> {
+        // The common case, every append of the current epoch, costs one comparison.
+        if self.epochs.latest_epoch() == epoch {
+            return Ok(());
+        }
         let mut epochs = self.epochs.clone();
         if epochs.assign(epoch, base_offset)? {
             self.storage
