@@ -27,6 +27,7 @@
 //! Lives on: [`prepare`] on the starting thread; everything else on its shard (`!Send`).
 
 mod admin;
+pub mod cluster_config;
 pub mod config;
 mod data;
 pub mod errors;
@@ -60,6 +61,7 @@ use crate::shard::mesh::{full_mesh, CallHandler, Mesh, MeshSeed};
 use crate::shard::sync::{join_all, Latch, LocalBoxFuture, Notify};
 use crate::shard::{shard_for, MeshError};
 
+pub use cluster_config::{parse_controllers, ClusterConfig, ControllerAddress, Peers};
 pub use config::{ConfigError, FlushMode, TopicConfig, CONFIG_KEYS};
 pub use groups::{offsets_partition_for, offsets_topic_configs, OFFSET_METADATA_BYTES_MAX};
 pub use metrics::{render_prometheus, ApiMetrics, GroupMetrics, PartitionMetrics, ShardMetrics};
@@ -140,6 +142,8 @@ pub struct BrokerConfig {
     /// usual but gets no response (the stream is closed unanswered), so clients retry. Never
     /// set in production.
     pub fault_drop_produce_response_every: u32,
+    /// Cluster membership; `None` runs a single broker that owns every partition.
+    pub cluster: Option<ClusterConfig>,
 }
 
 impl BrokerConfig {
@@ -160,6 +164,7 @@ impl BrokerConfig {
             cluster_id: None,
             groups: CoordinatorConfig::default(),
             fault_drop_produce_response_every: 0,
+            cluster: None,
         }
     }
 
@@ -205,6 +210,11 @@ impl BrokerConfig {
         }
         if self.mesh_channel_capacity == 0 {
             return bad("mesh_channel_capacity must be at least 1".into());
+        }
+        if let Some(cluster) = &self.cluster {
+            cluster
+                .validate(self.node_id)
+                .map_err(BrokerError::Config)?;
         }
         // Every default must be a value a topic could set.
         let defaults = &self.topic_defaults.config;

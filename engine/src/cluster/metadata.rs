@@ -38,6 +38,8 @@ pub type BrokerId = i32;
 
 /// The version byte [`MetadataRecord::encode`] writes, and the only one `decode` reads.
 pub const RECORD_VERSION: u8 = 1;
+/// The version byte of [`ClusterMetadata::encode_image`].
+pub const IMAGE_VERSION: u8 = 1;
 /// Longest topic name, in bytes (Kafka's limit: 249, so that `<topic>-<partition>` and the
 /// `.deleted` suffixes of its directories fit in a 255-byte file name).
 pub const TOPIC_NAME_BYTES_MAX: usize = 249;
@@ -127,7 +129,7 @@ impl Default for TopicConfig {
 }
 
 /// One broker's registration.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BrokerRegistration {
     /// The broker's id.
     pub id: BrokerId,
@@ -146,7 +148,7 @@ pub struct BrokerRegistration {
 }
 
 /// One partition's replicas, ISR, leader and epochs.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PartitionState {
     /// The brokers that hold a copy, the preferred leader first.
     pub replicas: Vec<BrokerId>,
@@ -168,7 +170,7 @@ impl PartitionState {
 }
 
 /// One topic.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Topic {
     /// Its name.
     pub name: String,
@@ -176,6 +178,10 @@ pub struct Topic {
     pub id: TopicId,
     /// Its settings.
     pub config: TopicConfig,
+    /// The topic config keys set on it (`retention.ms`, `cleanup.policy`, ...), as the brokers'
+    /// logs read them; keys not set take the brokers' defaults.
+    #[serde(default)]
+    pub configs: BTreeMap<String, String>,
     /// Its partitions, by index.
     pub partitions: Vec<PartitionState>,
 }
@@ -292,6 +298,16 @@ pub enum MetadataRecord {
         /// Its id: the record deletes only this incarnation of the name.
         topic_id: TopicId,
     },
+    /// A topic's config keys are replaced by `configs` (the brokers' log settings; the
+    /// controller's own settings stay in [`TopicConfig`]).
+    AlterTopicConfigs {
+        /// The topic's name.
+        name: String,
+        /// Its id.
+        topic_id: TopicId,
+        /// Every key set on the topic after the change.
+        configs: BTreeMap<String, String>,
+    },
     /// One partition's leader, ISR or replicas change.
     PartitionChange {
         /// The topic's name.
@@ -355,6 +371,7 @@ impl MetadataRecord {
             MetadataRecord::FenceBroker { .. } => "fence_broker",
             MetadataRecord::UnfenceBroker { .. } => "unfence_broker",
             MetadataRecord::CreateTopic { .. } => "create_topic",
+            MetadataRecord::AlterTopicConfigs { .. } => "alter_topic_configs",
             MetadataRecord::DeleteTopic { .. } => "delete_topic",
             MetadataRecord::PartitionChange { .. } => "partition_change",
         }
@@ -605,6 +622,7 @@ enum Change {
     PutBroker(BrokerRegistration),
     RemoveBroker(BrokerId),
     AddTopic(Topic),
+    ReplaceTopic(Topic),
     RemoveTopic(String),
     PutPartition {
         topic: String,
@@ -614,7 +632,7 @@ enum Change {
 }
 
 /// The cluster metadata image: what the applied records say about brokers and topics.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ClusterMetadata {
     brokers: BTreeMap<BrokerId, BrokerRegistration>,
     topics: BTreeMap<String, Topic>,
@@ -685,6 +703,24 @@ impl ClusterMetadata {
         self.topics.get(topic)?.partition(partition)
     }
 
+    /// The image as bytes: [`IMAGE_VERSION`], then JSON. A snapshot of the metadata log up to
+    /// the entry it was taken at, and what DescribeCluster carries.
+    pub fn encode_image(&self) -> Vec<u8> {
+        let mut out = vec![IMAGE_VERSION];
+        // Plain data with string or integer map keys: serialising cannot fail.
+        out.extend(serde_json::to_vec(self).unwrap_or_default());
+        out
+    }
+
+    /// Reads [`ClusterMetadata::encode_image`]'s bytes. Never panics.
+    pub fn decode_image(bytes: &[u8]) -> Result<ClusterMetadata, RecordDecodeError> {
+        let (&version, json) = bytes.split_first().ok_or(RecordDecodeError::Empty)?;
+        if version != IMAGE_VERSION {
+            return Err(RecordDecodeError::UnsupportedVersion(version));
+        }
+        serde_json::from_slice(json).map_err(|e| RecordDecodeError::Malformed(e.to_string()))
+    }
+
     /// Every partition with its topic and index, topics by name.
     pub fn partitions(&self) -> impl Iterator<Item = (&Topic, i32, &PartitionState)> {
         self.topics.values().flat_map(|topic| {
@@ -740,6 +776,9 @@ impl ClusterMetadata {
             Change::AddTopic(topic) => {
                 self.topics_created += 1;
                 self.topic_names.insert(topic.id, topic.name.clone());
+                self.topics.insert(topic.name.clone(), topic);
+            }
+            Change::ReplaceTopic(topic) => {
                 self.topics.insert(topic.name.clone(), topic);
             }
             Change::RemoveTopic(name) => {
@@ -842,6 +881,17 @@ impl ClusterMetadata {
             MetadataRecord::DeleteTopic { name, topic_id } => {
                 self.topic_checked(name, *topic_id)?;
                 Ok(Change::RemoveTopic(name.clone()))
+            }
+            MetadataRecord::AlterTopicConfigs {
+                name,
+                topic_id,
+                configs,
+            } => {
+                let topic = self.topic_checked(name, *topic_id)?;
+                Ok(Change::ReplaceTopic(Topic {
+                    configs: configs.clone(),
+                    ..topic.clone()
+                }))
             }
             MetadataRecord::PartitionChange {
                 topic,
@@ -980,6 +1030,7 @@ impl ClusterMetadata {
             name: name.to_string(),
             id: topic_id,
             config,
+            configs: BTreeMap::new(),
             partitions,
         }))
     }
