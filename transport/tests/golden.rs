@@ -1290,3 +1290,185 @@ fn alter_partition() {
     };
     check_response(ApiKey::AlterPartition, 3, response.into(), &golden);
 }
+
+#[test]
+fn raft_message() {
+    // The message is opaque to the codec: these bytes only look like a protobuf eraftpb::Message.
+    let golden = cat(&[
+        &[0x00, 0x00, 0x00, 0x17], // frame length 23
+        &[0x04, 0x4F],             // api key 1103 (RaftMessage)
+        &[0x00, 0x00],             // api version 0
+        &[0x00, 0x00, 0x00, 0x04], // correlation id 4
+        &[0x00, 0x01],
+        b"1",                                              // client id "1"
+        &[0x00, 0x00, 0x00, 0x08],                         // message: 8 bytes
+        &[0x08, 0x08, 0x10, 0x02, 0x18, 0x01, 0x20, 0x05], //   the raft message
+    ]);
+    let request = RaftMessageRequest {
+        message: Bytes::from_static(&[0x08, 0x08, 0x10, 0x02, 0x18, 0x01, 0x20, 0x05]),
+    };
+    check_request(Some("1"), 4, request.into(), &golden);
+
+    let golden = cat(&[
+        &[0x00, 0x00, 0x00, 0x08], // frame length 8
+        &[0x00, 0x00, 0x00, 0x04], // correlation id 4
+        &[0x00, 0x00],             // header error_code 0
+        &[0x00, 0x00],             // error_code 0
+    ]);
+    let response = RaftMessageResponse {
+        error_code: ErrorCode::None,
+    };
+    check_response(ApiKey::RaftMessage, 4, response.into(), &golden);
+
+    let golden = cat(&[
+        &[0x00, 0x00, 0x00, 0x08], // frame length 8
+        &[0x00, 0x00, 0x00, 0x04], // correlation id 4
+        &[0x00, 0x00],             // header error_code 0
+        &[0x00, 0x2F],             // error_code 47 (NotController)
+    ]);
+    let response = RaftMessageResponse {
+        error_code: ErrorCode::NotController,
+    };
+    check_response(ApiKey::RaftMessage, 4, response.into(), &golden);
+
+    // A message length past the end of the frame, a null message, and a byte after the message
+    // do not decode; the header survives each, so the broker can answer.
+    for (message, error) in [
+        (
+            cat(&[&[0x00, 0x00, 0x00, 0x03], &[0xAA, 0xBB]]),
+            DecodeError::Truncated {
+                what: "message",
+                need: 3,
+                have: 2,
+            },
+        ),
+        (
+            cat(&[&[0xFF, 0xFF, 0xFF, 0xFF]]),
+            DecodeError::UnexpectedNull { what: "message" },
+        ),
+        (
+            cat(&[&[0x00, 0x00, 0x00, 0x01], &[0xAA], &[0x00]]),
+            DecodeError::TrailingBytes { count: 1 },
+        ),
+    ] {
+        let frame = raft_message_request_with_body(&message);
+        let decoded = decode_request_frame(one_frame(&frame)).unwrap_err();
+        assert_eq!(decoded.error, error);
+        assert_eq!(decoded.error.error_code(), ErrorCode::InvalidRequest);
+        assert_eq!(decoded.header.map(|h| h.correlation_id), Some(4));
+    }
+}
+
+/// A RaftMessage request frame (correlation id 4, null client id) whose body is `body`.
+fn raft_message_request_with_body(body: &[u8]) -> Vec<u8> {
+    let frame_bytes = u32::try_from(10 + body.len()).unwrap();
+    cat(&[
+        &frame_bytes.to_be_bytes(), // frame length
+        &[0x04, 0x4F],              // api key 1103 (RaftMessage)
+        &[0x00, 0x00],              // api version 0
+        &[0x00, 0x00, 0x00, 0x04],  // correlation id 4
+        &[0xFF, 0xFF],              // client id null
+        body,
+    ])
+}
+
+#[test]
+fn describe_cluster() {
+    let golden = cat(&[
+        &[0x00, 0x00, 0x00, 0x0A], // frame length 10
+        &[0x04, 0x50],             // api key 1104 (DescribeCluster)
+        &[0x00, 0x00],             // api version 0
+        &[0x00, 0x00, 0x00, 0x05], // correlation id 5
+        &[0xFF, 0xFF],             // client id null; no body
+    ]);
+    check_request(None, 5, DescribeClusterRequest {}.into(), &golden);
+
+    let golden = cat(&[
+        &[0x00, 0x00, 0x00, 0x27], // frame length 39
+        &[0x00, 0x00, 0x00, 0x05], // correlation id 5
+        &[0x00, 0x00],             // header error_code 0
+        &[0x00, 0x00, 0x00, 0x00], // throttle_time_ms 0
+        &[0x00, 0x00],             // error_code 0
+        &[0xFF, 0xFF],             // error_message null
+        &[0x00, 0x04],
+        b"qv-1",                                           // cluster_id "qv-1"
+        &[0x00, 0x00, 0x00, 0x02],                         // controller_id 2
+        &[0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x01, 0x2C], // metadata_offset 300
+        &[0x00, 0x00, 0x00, 0x03],                         // image: 3 bytes
+        &[0x01],                                           //   image version 1
+        b"{}",                                             //   JSON
+    ]);
+    let response = DescribeClusterResponse {
+        throttle_time_ms: 0,
+        error_code: ErrorCode::None,
+        error_message: None,
+        cluster_id: Some("qv-1".into()),
+        controller_id: 2,
+        metadata_offset: 300,
+        image: Bytes::from_static(b"\x01{}"),
+    };
+    check_response(ApiKey::DescribeCluster, 5, response.into(), &golden);
+
+    // Every cut of that response fails to decode (the frame-level view of a lying length).
+    let frame = one_frame(&golden);
+    for cut in 0..frame.len() {
+        let result = decode_response_frame(frame.slice(..cut), ApiKey::DescribeCluster, 0);
+        assert!(
+            matches!(result, Err(DecodeError::Truncated { .. })),
+            "cut at {cut}: {result:?}"
+        );
+    }
+
+    // A broker without a cluster: no id, no controller, nothing applied, an empty image.
+    let golden = cat(&[
+        &[0x00, 0x00, 0x00, 0x20], // frame length 32
+        &[0x00, 0x00, 0x00, 0x05], // correlation id 5
+        &[0x00, 0x00],             // header error_code 0
+        &[0x00, 0x00, 0x00, 0x0A], // throttle_time_ms 10
+        &[0x00, 0x00],             // error_code 0
+        &[0xFF, 0xFF],             // error_message null
+        &[0xFF, 0xFF],             // cluster_id null
+        &[0xFF, 0xFF, 0xFF, 0xFF], // controller_id -1
+        &[0xFF; 8],                // metadata_offset -1
+        &[0x00, 0x00, 0x00, 0x00], // image: 0 bytes
+    ]);
+    let response = DescribeClusterResponse {
+        throttle_time_ms: 10,
+        error_code: ErrorCode::None,
+        error_message: None,
+        cluster_id: None,
+        controller_id: -1,
+        metadata_offset: -1,
+        image: Bytes::new(),
+    };
+    check_response(ApiKey::DescribeCluster, 5, response.into(), &golden);
+
+    // The request has no body: a byte after the header is refused, the header kept.
+    let golden = cat(&[
+        &[0x00, 0x00, 0x00, 0x0B], // frame length 11
+        &[0x04, 0x50],             // api key 1104 (DescribeCluster)
+        &[0x00, 0x00],             // api version 0
+        &[0x00, 0x00, 0x00, 0x05], // correlation id 5
+        &[0xFF, 0xFF],             // client id null
+        &[0x01],                   // a byte no version-0 body has
+    ]);
+    let error = decode_request_frame(one_frame(&golden)).unwrap_err();
+    assert_eq!(error.error, DecodeError::TrailingBytes { count: 1 });
+    assert_eq!(error.header.map(|h| h.correlation_id), Some(5));
+
+    // A null image does not decode.
+    let golden = cat(&[
+        &[0x00, 0x00, 0x00, 0x20], // frame length 32
+        &[0x00, 0x00, 0x00, 0x05], // correlation id 5
+        &[0x00, 0x00],             // header error_code 0
+        &[0x00, 0x00, 0x00, 0x00], // throttle_time_ms 0
+        &[0x00, 0x00],             // error_code 0
+        &[0xFF, 0xFF],             // error_message null
+        &[0xFF, 0xFF],             // cluster_id null
+        &[0xFF, 0xFF, 0xFF, 0xFF], // controller_id -1
+        &[0xFF; 8],                // metadata_offset -1
+        &[0xFF, 0xFF, 0xFF, 0xFF], // image: null
+    ]);
+    let result = decode_response_frame(one_frame(&golden), ApiKey::DescribeCluster, 0);
+    assert_eq!(result, Err(DecodeError::UnexpectedNull { what: "image" }));
+}

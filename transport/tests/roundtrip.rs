@@ -153,8 +153,12 @@ fn every_type_round_trips() {
         AlterPartitionResponse,
         AlterPartitionTopicResponse,
         AlterPartitionPartitionResponse,
+        RaftMessageRequest,
+        RaftMessageResponse,
+        DescribeClusterRequest,
+        DescribeClusterResponse,
     );
-    assert_eq!(checked, 93);
+    assert_eq!(checked, 97);
 }
 
 #[test]

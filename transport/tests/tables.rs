@@ -84,6 +84,8 @@ const API_KEYS: &[(u16, &str)] = &[
     (1100, "BrokerRegistration"),
     (1101, "BrokerHeartbeat"),
     (1102, "AlterPartition"),
+    (1103, "RaftMessage"),
+    (1104, "DescribeCluster"),
 ];
 
 #[test]

@@ -93,6 +93,8 @@ pub fn response_has_error(response: &Response) -> bool {
             .any(|t| t.partitions.iter().any(|p| !p.error_code.is_ok())),
         Response::BrokerRegistration(r) => !r.error_code.is_ok(),
         Response::BrokerHeartbeat(r) => !r.error_code.is_ok(),
+        Response::RaftMessage(r) => !r.error_code.is_ok(),
+        Response::DescribeCluster(r) => !r.error_code.is_ok(),
         Response::AlterPartition(r) => {
             !r.error_code.is_ok()
                 || r.topics

@@ -690,7 +690,9 @@ impl ShardBroker {
                 // Controller apis: this broker runs no controller (yet).
                 Request::BrokerRegistration(_)
                 | Request::BrokerHeartbeat(_)
-                | Request::AlterPartition(_) => Some(Response::Rejected(ErrorCode::NotController)),
+                | Request::AlterPartition(_)
+                | Request::RaftMessage(_)
+                | Request::DescribeCluster(_) => Some(Response::Rejected(ErrorCode::NotController)),
             }
         };
         let error = response.as_ref().is_some_and(errors::response_has_error);

@@ -21,7 +21,7 @@
 //! | 12 | DescribeTopics | 0 |
 //! | 13 | ListTopics | 0 |
 //! | 14 | AlterTopicConfigs | 0 |
-//! | 15-19 | reserved: more admin APIs (create partitions, describe cluster, delete records) | |
+//! | 15-19 | reserved: more admin APIs (create partitions, delete records) | |
 //! | 20 | FindCoordinator | 0 |
 //! | 21 | ConsumerGroupHeartbeat (join, heartbeat, leave; server-side assignment) | 0 |
 //! | 22 | ListGroups | 0 |
@@ -39,7 +39,9 @@
 //! | 1100 | BrokerRegistration (a broker process announces itself; its broker epoch) | 0 |
 //! | 1101 | BrokerHeartbeat (session, metadata catch-up, fencing, controlled shutdown) | 0 |
 //! | 1102 | AlterPartition (a leader's ISR change) | 0 |
-//! | 1103-1199 | reserved: controller (raft vote / append / snapshot, more broker lifecycle) | |
+//! | 1103 | RaftMessage (one Raft message between controllers' shard 0) | 0 |
+//! | 1104 | DescribeCluster (controller, applied metadata offset and image of a broker) | 0 |
+//! | 1105-1199 | reserved: controller (more broker lifecycle) | |
 //! | 1200-61439 | unassigned | |
 //! | 61440-65535 | never assigned: private experiments and tests | |
 
@@ -94,6 +96,10 @@ pub enum ApiKey {
     BrokerHeartbeat = 1101,
     /// Controller: a partition leader's ISR change.
     AlterPartition = 1102,
+    /// Controller: one Raft message of the controller quorum (protobuf bytes).
+    RaftMessage = 1103,
+    /// The cluster as a broker sees it: controller, applied metadata offset, metadata image.
+    DescribeCluster = 1104,
 }
 
 /// Key ranges set aside for APIs not implemented yet, with their purpose.
@@ -104,7 +110,7 @@ pub const RESERVED_API_KEY_RANGES: &[(RangeInclusive<u16>, &str)] = &[
     (32..=34, "more committed-offset APIs"),
     (36..=44, "transactions"),
     (1001..=1099, "broker-to-broker replication"),
-    (1103..=1199, "controller"),
+    (1105..=1199, "controller"),
     (
         0xF000..=0xFFFF,
         "never assigned: private experiments and tests",
@@ -113,7 +119,7 @@ pub const RESERVED_API_KEY_RANGES: &[(RangeInclusive<u16>, &str)] = &[
 
 impl ApiKey {
     /// Every api this build implements, in key order.
-    pub const ALL: [ApiKey; 22] = [
+    pub const ALL: [ApiKey; 24] = [
         ApiKey::ApiVersions,
         ApiKey::Metadata,
         ApiKey::Produce,
@@ -136,6 +142,8 @@ impl ApiKey {
         ApiKey::BrokerRegistration,
         ApiKey::BrokerHeartbeat,
         ApiKey::AlterPartition,
+        ApiKey::RaftMessage,
+        ApiKey::DescribeCluster,
     ];
 
     /// The wire number.
@@ -168,6 +176,8 @@ impl ApiKey {
             1100 => ApiKey::BrokerRegistration,
             1101 => ApiKey::BrokerHeartbeat,
             1102 => ApiKey::AlterPartition,
+            1103 => ApiKey::RaftMessage,
+            1104 => ApiKey::DescribeCluster,
             _ => return None,
         })
     }
@@ -212,6 +222,8 @@ impl ApiKey {
             ApiKey::BrokerRegistration => "BrokerRegistration",
             ApiKey::BrokerHeartbeat => "BrokerHeartbeat",
             ApiKey::AlterPartition => "AlterPartition",
+            ApiKey::RaftMessage => "RaftMessage",
+            ApiKey::DescribeCluster => "DescribeCluster",
         }
     }
 }

@@ -210,7 +210,8 @@ pub enum EncodeError {
 /// order.
 pub trait Wire: Sized {
     /// Fewest bytes any encoding of a value takes; bounds array counts before allocating.
-    /// Must be at least 1.
+    /// At least 1 for every type used as an array element (checked at compile time); only a
+    /// body without fields (an empty request) has 0.
     const WIRE_BYTES_MIN: usize;
     /// Reads one value of the given api version; `what` names the field for error messages.
     fn decode(r: &mut Reader, version: u16, what: &'static str) -> Result<Self, DecodeError>;
@@ -796,6 +797,8 @@ macro_rules! wire_struct {
         impl $crate::protocol::codec::Wire for $name {
             const WIRE_BYTES_MIN: usize =
                 0 $( + <$ty as $crate::protocol::codec::Wire>::WIRE_BYTES_MIN )*;
+            // A struct without fields (an empty request body) reads and writes nothing.
+            #[allow(unused_variables)]
             fn decode(
                 r: &mut $crate::protocol::codec::Reader,
                 version: u16,
@@ -806,6 +809,7 @@ macro_rules! wire_struct {
                         r, version, stringify!($field))?, )*
                 })
             }
+            #[allow(unused_variables)]
             fn encode(
                 &self,
                 w: &mut $crate::protocol::codec::Encoder,

@@ -163,6 +163,8 @@ apis! {
     BrokerRegistration => BrokerRegistrationRequest, BrokerRegistrationResponse;
     BrokerHeartbeat => BrokerHeartbeatRequest, BrokerHeartbeatResponse;
     AlterPartition => AlterPartitionRequest, AlterPartitionResponse;
+    RaftMessage => RaftMessageRequest, RaftMessageResponse;
+    DescribeCluster => DescribeClusterRequest, DescribeClusterResponse;
 }
 
 /// A request frame that failed to decode, with its header when that much was readable so the

@@ -1116,6 +1116,40 @@ impl Arb for AlterPartitionResponse {
     }
 }
 
+impl Arb for RaftMessageRequest {
+    fn arb(g: &mut Gen) -> Self {
+        RaftMessageRequest { message: g.bytes() }
+    }
+}
+
+impl Arb for RaftMessageResponse {
+    fn arb(g: &mut Gen) -> Self {
+        RaftMessageResponse {
+            error_code: g.error_code(),
+        }
+    }
+}
+
+impl Arb for DescribeClusterRequest {
+    fn arb(_g: &mut Gen) -> Self {
+        DescribeClusterRequest {}
+    }
+}
+
+impl Arb for DescribeClusterResponse {
+    fn arb(g: &mut Gen) -> Self {
+        DescribeClusterResponse {
+            throttle_time_ms: g.i32(),
+            error_code: g.error_code(),
+            error_message: g.opt_string(),
+            cluster_id: g.opt_string(),
+            controller_id: g.i32(),
+            metadata_offset: g.i64(),
+            image: g.bytes(),
+        }
+    }
+}
+
 /// A random request of the given api.
 pub fn arb_request(g: &mut Gen, api_key: ApiKey) -> Request {
     match api_key {
@@ -1141,6 +1175,8 @@ pub fn arb_request(g: &mut Gen, api_key: ApiKey) -> Request {
         ApiKey::BrokerRegistration => BrokerRegistrationRequest::arb(g).into(),
         ApiKey::BrokerHeartbeat => BrokerHeartbeatRequest::arb(g).into(),
         ApiKey::AlterPartition => AlterPartitionRequest::arb(g).into(),
+        ApiKey::RaftMessage => RaftMessageRequest::arb(g).into(),
+        ApiKey::DescribeCluster => DescribeClusterRequest::arb(g).into(),
     }
 }
 
@@ -1176,6 +1212,8 @@ pub fn arb_response(g: &mut Gen, api_key: ApiKey) -> Response {
         ApiKey::BrokerRegistration => BrokerRegistrationResponse::arb(g).into(),
         ApiKey::BrokerHeartbeat => BrokerHeartbeatResponse::arb(g).into(),
         ApiKey::AlterPartition => AlterPartitionResponse::arb(g).into(),
+        ApiKey::RaftMessage => RaftMessageResponse::arb(g).into(),
+        ApiKey::DescribeCluster => DescribeClusterResponse::arb(g).into(),
     }
 }
 

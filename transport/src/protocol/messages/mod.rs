@@ -9,7 +9,7 @@
 //! - An error that concerns the whole request travels in the response header instead of a body
 //!   ([`Response::Rejected`](super::Response::Rejected)); errors for one topic or partition sit
 //!   next to it in the body. The controller apis (BrokerRegistration, BrokerHeartbeat,
-//!   AlterPartition) also put the controller's verdict on the whole request (`NotController`,
+//!   AlterPartition, RaftMessage) and DescribeCluster also put the controller's verdict on the whole request (`NotController`,
 //!   `StaleBrokerEpoch`, ...) in the body's `error_code`, as Kafka does; the header is for
 //!   requests the broker could not take at all.
 //! - Every response body starts with `throttle_time_ms: i32`: how long the client should back off
@@ -28,6 +28,7 @@ mod consumer_group_heartbeat;
 mod create_topics;
 mod delete_groups;
 mod delete_topics;
+mod describe_cluster;
 mod describe_groups;
 mod describe_topics;
 mod fetch;
@@ -41,6 +42,7 @@ mod offset_commit;
 mod offset_fetch;
 mod offset_for_leader_epoch;
 mod produce;
+mod raft_message;
 
 pub use alter_partition::{
     AlterPartitionPartition, AlterPartitionPartitionResponse, AlterPartitionRequest,
@@ -59,6 +61,7 @@ pub use consumer_group_heartbeat::{
 pub use create_topics::{CreatableTopic, CreateTopicsRequest, CreateTopicsResponse, CreatedTopic};
 pub use delete_groups::{DeleteGroupsRequest, DeleteGroupsResponse, GroupResult};
 pub use delete_topics::{DeleteTopicsRequest, DeleteTopicsResponse};
+pub use describe_cluster::{DescribeClusterRequest, DescribeClusterResponse};
 pub use describe_groups::{
     DescribeGroupsRequest, DescribeGroupsResponse, DescribedGroup, DescribedMember,
 };
@@ -100,6 +103,7 @@ pub use produce::{
     Acks, ProducePartition, ProducePartitionResponse, ProduceRequest, ProduceResponse,
     ProduceTopic, ProduceTopicResponse,
 };
+pub use raft_message::{RaftMessageRequest, RaftMessageResponse};
 
 use super::codec::wire_struct;
 use super::error_code::ErrorCode;
