@@ -50,6 +50,8 @@ struct State {
     ports: [u16; SHARDS],
     /// Producer ids handed out so far (InitProducerId).
     producer_ids: i64,
+    /// The error DescribeCluster answers with, if any.
+    describe_cluster_error: Option<ErrorCode>,
 }
 
 struct Mock {
@@ -327,6 +329,26 @@ fn handle_other(state: &Arc<Mutex<State>>, request: Request) -> Response {
             }
             .into()
         }
+        Request::DescribeCluster(DescribeClusterRequest {}) => match state.describe_cluster_error {
+            None => DescribeClusterResponse {
+                throttle_time_ms: 0,
+                error_code: ErrorCode::None,
+                error_message: None,
+                cluster_id: Some("mock".into()),
+                controller_id: 0,
+                metadata_offset: 41,
+                image: Bytes::from_static(b"\x01{}"),
+            }
+            .into(),
+            Some(code) => DescribeClusterResponse {
+                error_code: code,
+                error_message: Some("image unavailable".into()),
+                controller_id: -1,
+                metadata_offset: -1,
+                ..DescribeClusterResponse::default()
+            }
+            .into(),
+        },
         _ => Response::Rejected(ErrorCode::InvalidRequest),
     }
 }
@@ -898,6 +920,36 @@ async fn admin_errors_are_typed_and_missing_apis_are_named() {
             "{err}"
         );
         assert!(err.to_string().contains("Fetch"), "{err}");
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn describe_cluster_returns_the_answer_or_a_typed_error() {
+    bounded(async {
+        let mock = Mock::start(&[]).await;
+        let admin = Admin::connect(mock.client_config()).await.unwrap();
+        let cluster = admin.describe_cluster().await.unwrap();
+        assert_eq!(cluster.cluster_id.as_deref(), Some("mock"));
+        assert_eq!(cluster.controller_id, 0);
+        assert_eq!(cluster.metadata_offset, 41);
+        assert_eq!(&cluster.image[..], b"\x01{}");
+
+        mock.state.lock().unwrap().describe_cluster_error = Some(ErrorCode::Unknown);
+        let err = admin.describe_cluster().await.unwrap_err();
+        assert!(
+            matches!(
+                &err,
+                ClientError::Broker {
+                    code: ErrorCode::Unknown,
+                    message: Some(m),
+                    topic: None,
+                    partition: None,
+                } if m == "image unavailable"
+            ),
+            "{err:?}"
+        );
+        assert!(err.to_string().contains("image unavailable"), "{err}");
     })
     .await;
 }

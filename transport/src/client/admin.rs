@@ -1,13 +1,15 @@
-//! [`Admin`]: topic management and cluster metadata. Requests go to any broker (it forwards
-//! internally); list-offsets goes to each partition's leader shard. A topic-level error comes
-//! back as [`ClientError::Broker`] with the code and the broker's message.
+//! [`Admin`]: topic management, cluster metadata and the cluster's description. Requests go to
+//! any broker (it forwards internally); list-offsets goes to each partition's leader shard. A
+//! topic-level error comes back as [`ClientError::Broker`] with the code and the broker's
+//! message.
 
 use std::collections::{BTreeMap, HashMap};
 
 use crate::protocol::{
     AlterTopicConfigsRequest, AlterableTopic, ApiKey, ConfigEntry, CreatableTopic,
-    CreateTopicsRequest, DeleteTopicsRequest, DescribeTopicsRequest, ListTopicsRequest,
-    ListedTopic, MetadataResponse, OffsetSpec, Request, Response, TopicDescription, TopicResult,
+    CreateTopicsRequest, DeleteTopicsRequest, DescribeClusterRequest, DescribeClusterResponse,
+    DescribeTopicsRequest, ListTopicsRequest, ListedTopic, MetadataResponse, OffsetSpec, Request,
+    Response, TopicDescription, TopicResult,
 };
 
 use super::net::unexpected;
@@ -277,6 +279,27 @@ impl Admin {
         topics: Option<Vec<String>>,
     ) -> Result<MetadataResponse, ClientError> {
         self.client.metadata(topics).await
+    }
+
+    /// The cluster as one broker sees it (any bootstrap or known broker answers): cluster id,
+    /// active controller, how far that broker applied the metadata log, and its metadata image
+    /// (empty when the broker runs without a cluster). A non-None `error_code` in the answer
+    /// becomes [`ClientError::Broker`] with the broker's message.
+    pub async fn describe_cluster(&self) -> Result<DescribeClusterResponse, ClientError> {
+        let response = self
+            .client
+            .request_any(DescribeClusterRequest {}.into())
+            .await?;
+        match response {
+            Response::DescribeCluster(r) if r.error_code.is_ok() => Ok(r),
+            Response::DescribeCluster(r) => Err(ClientError::Broker {
+                code: r.error_code,
+                message: r.error_message,
+                topic: None,
+                partition: None,
+            }),
+            other => Err(unexpected(ApiKey::DescribeCluster, &other)),
+        }
     }
 
     fn timeout_ms(&self) -> i32 {
