@@ -1,6 +1,7 @@
 //! QUIC endpoints: the transport settings every Quiver endpoint shares, TLS identities and trust
 //! ([`tls`]), frame IO over quinn streams ([`stream`]), and (feature `glommio`) the quinn runtime
-//! adapter the broker's shards run on.
+//! adapter the broker's shards run on and the request client they call other brokers with
+//! (`peers`).
 //!
 //! One bidirectional QUIC stream carries one request frame and its response frame (ARCHITECTURE
 //! §6). Back-pressure per connection is QUIC's own: a peer may open at most
@@ -18,6 +19,8 @@ pub mod tls;
 
 #[cfg(feature = "glommio")]
 pub mod glommio;
+#[cfg(feature = "glommio")]
+pub mod peers;
 
 pub use tls::{Identity, TlsError, Trust};
 
