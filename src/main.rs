@@ -38,6 +38,8 @@ enum Command {
     Log(cli::log::LogArgs),
     /// Load-test a broker: workloads, latency percentiles, JSON reports, plots, comparisons.
     Bench(cli::bench::BenchArgs),
+    /// Local cluster helpers: TLS certificates shared by a cluster's brokers.
+    Cluster(cli::cluster::ClusterArgs),
 }
 
 fn main() -> ExitCode {
@@ -59,6 +61,7 @@ fn main() -> ExitCode {
         Command::Dlq(args) => cli::client::dlq::run(args),
         Command::Log(args) => cli::log::run(args),
         Command::Bench(args) => cli::bench::run(args),
+        Command::Cluster(args) => cli::cluster::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -9,6 +9,7 @@
 pub mod bench;
 pub mod broker;
 pub mod client;
+pub mod cluster;
 pub mod log;
 
 use std::future::Future;

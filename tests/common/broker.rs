@@ -21,6 +21,8 @@ pub struct BrokerProcess {
     pub port: u16,
     pub shards: usize,
     pub metrics: Option<String>,
+    /// The CA clients trust, when not the broker's self-signed certificate.
+    ca: Option<PathBuf>,
     stderr: Arc<Mutex<Vec<String>>>,
 }
 
@@ -28,10 +30,24 @@ impl BrokerProcess {
     /// Starts a broker with `shards` shards on `data_dir`, on random free ports, and waits until
     /// it reports ready. Extra arguments go to `quiver broker`.
     pub fn start(data_dir: &Path, shards: usize, extra: &[&str]) -> BrokerProcess {
+        Self::start_with(data_dir, shards, |_| {
+            extra.iter().map(|s| s.to_string()).collect()
+        })
+    }
+
+    /// Like [`start`](Self::start), with extra arguments that depend on the port chosen (e.g.
+    /// `--controllers 0@127.0.0.1:<port>`).
+    pub fn start_with(
+        data_dir: &Path,
+        shards: usize,
+        extra: impl Fn(u16) -> Vec<String>,
+    ) -> BrokerProcess {
         let mut last_error = String::new();
         for _ in 0..8 {
             let port = free_udp_ports(shards);
-            match Self::try_start(data_dir, shards, port, extra) {
+            let args = extra(port);
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            match Self::try_start(data_dir, shards, port, &args) {
                 Ok(broker) => return broker,
                 Err(e) => last_error = e,
             }
@@ -98,6 +114,7 @@ impl BrokerProcess {
                     port,
                     shards,
                     metrics,
+                    ca: None,
                     stderr: lines,
                 });
             }
@@ -124,9 +141,19 @@ impl BrokerProcess {
         format!("127.0.0.1:{}", self.port)
     }
 
-    /// The broker's self-signed certificate, which clients trust.
+    /// What clients trust: the broker's self-signed certificate, unless
+    /// [`trusting`](Self::trusting) named a CA.
     pub fn ca(&self) -> PathBuf {
-        self.data_dir.join("tls").join("cert.pem")
+        self.ca
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("tls").join("cert.pem"))
+    }
+
+    /// Makes clients ([`cli`](Self::cli), [`ca`](Self::ca)) trust `ca` instead of the broker's
+    /// self-signed certificate (a broker started with `--tls-cert`).
+    pub fn trusting(mut self, ca: &Path) -> BrokerProcess {
+        self.ca = Some(ca.to_owned());
+        self
     }
 
     /// Everything the broker wrote to stderr so far.

@@ -1,6 +1,12 @@
 //! The broker's settings, merged from three places (highest first): command-line flags,
 //! `QUIVER_*` environment variables (clap reads both), and a TOML file (`--config`). Anything
 //! none of them sets takes the documented default.
+//!
+//! Cluster mode is on when `--controllers` is set (from any of the three places); the
+//! replication and session settings are refused without it. `--node-id` and `--tls-ca` are
+//! accepted alone: a single broker reports its node id in Metadata, and `QUIVER_TLS_CA` is the
+//! same variable the client commands read, so a shell that exports it for them can still start
+//! a broker.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -8,6 +14,7 @@ use std::path::{Path, PathBuf};
 use clap::Args;
 use serde::Deserialize;
 
+use quiver_engine::broker::{parse_controllers, ClusterConfig};
 use quiver_transport::protocol::FRAME_BYTES_MAX_DEFAULT;
 
 use crate::cli::CliError;
@@ -79,6 +86,31 @@ pub struct BrokerArgs {
     /// How long committed offsets of a group without members are kept, ms. [default: 604800000 (7 days)]
     #[arg(long, env = "QUIVER_OFFSETS_RETENTION_MS")]
     pub offsets_retention_ms: Option<i64>,
+    /// This broker's id, unique in its cluster (Kafka's `node.id`). [default: 0]
+    #[arg(long, env = "QUIVER_NODE_ID")]
+    pub node_id: Option<i32>,
+    /// The controller quorum, `ID@HOST:PORT,...` (each voter's shard 0); turns cluster mode on.
+    #[arg(long, env = "QUIVER_CONTROLLERS")]
+    pub controllers: Option<String>,
+    /// PEM CA that signs the other brokers' certificates, trusted when this broker connects to
+    /// them (cluster mode). [default: this broker's own certificate file]
+    #[arg(long, env = "QUIVER_TLS_CA")]
+    pub tls_ca: Option<PathBuf>,
+    /// A follower that has not caught up for this long leaves the ISR, ms (cluster mode).
+    /// [default: 30000]
+    #[arg(long, env = "QUIVER_REPLICA_LAG_TIME_MAX_MS")]
+    pub replica_lag_time_max_ms: Option<i64>,
+    /// A broker without a heartbeat to the controller for this long is fenced, ms (cluster
+    /// mode). [default: 9000]
+    #[arg(long, env = "QUIVER_BROKER_SESSION_TIMEOUT_MS")]
+    pub broker_session_timeout_ms: Option<i64>,
+    /// How often this broker heartbeats to the controller, ms; below the session timeout
+    /// (cluster mode). [default: 2000]
+    #[arg(long, env = "QUIVER_BROKER_HEARTBEAT_INTERVAL_MS")]
+    pub broker_heartbeat_interval_ms: Option<u64>,
+    /// Replicas of a topic created without a replication factor (cluster mode). [default: 1]
+    #[arg(long, env = "QUIVER_DEFAULT_REPLICATION_FACTOR")]
+    pub default_replication_factor: Option<i32>,
     /// Test hook: leave every n-th produce request unanswered after appending it, so clients
     /// retry (idempotence tests). Never use in production.
     #[arg(long, env = "QUIVER_FAULT_DROP_PRODUCE_RESPONSE_EVERY", hide = true)]
@@ -103,6 +135,13 @@ struct FileConfig {
     group_max_session_timeout_ms: Option<i32>,
     group_heartbeat_interval_ms: Option<i32>,
     offsets_retention_ms: Option<i64>,
+    node_id: Option<i32>,
+    controllers: Option<String>,
+    tls_ca: Option<PathBuf>,
+    replica_lag_time_max_ms: Option<i64>,
+    broker_session_timeout_ms: Option<i64>,
+    broker_heartbeat_interval_ms: Option<u64>,
+    default_replication_factor: Option<i32>,
 }
 
 /// Settings after merging, every one decided.
@@ -123,6 +162,13 @@ pub struct Settings {
     pub group_heartbeat_interval_ms: i32,
     pub offsets_retention_ms: i64,
     pub fault_drop_produce_response_every: u32,
+    /// This broker's id (0 unless `--node-id`).
+    pub node_id: i32,
+    /// Cluster membership; `None` runs a single broker.
+    pub cluster: Option<ClusterConfig>,
+    /// The CA brokers trust for each other (cluster mode); `None` trusts this broker's own
+    /// certificate file.
+    pub tls_ca: Option<PathBuf>,
 }
 
 impl BrokerArgs {
@@ -136,6 +182,13 @@ impl BrokerArgs {
             .listen
             .or(file.listen)
             .unwrap_or_else(|| LISTEN_DEFAULT.parse().expect("default address parses"));
+        let node_id = self.node_id.or(file.node_id).unwrap_or(0);
+        if node_id < 0 {
+            return Err(CliError::BadInput(format!(
+                "--node-id must not be negative, not {node_id}"
+            )));
+        }
+        let cluster = self.cluster(&file, node_id, listen.port())?;
         let cores = std::thread::available_parallelism()
             .map(|n| n.get())
             .unwrap_or(1);
@@ -232,6 +285,9 @@ impl BrokerArgs {
             ));
         }
         Ok(Settings {
+            node_id,
+            cluster,
+            tls_ca: self.tls_ca.clone().or(file.tls_ca),
             offsets_retention_ms,
             group_min_session_timeout_ms,
             group_max_session_timeout_ms,
@@ -266,6 +322,90 @@ impl BrokerArgs {
             pin: !(self.no_pin || file.no_pin.unwrap_or(false)),
             frame_bytes_max: FRAME_BYTES_MAX_DEFAULT,
         })
+    }
+
+    /// The cluster settings (`None` without `--controllers`), checked for broker `node_id`
+    /// listening on `listen_port`.
+    fn cluster(
+        &self,
+        file: &FileConfig,
+        node_id: i32,
+        listen_port: u16,
+    ) -> Result<Option<ClusterConfig>, CliError> {
+        let replica_lag_time_max_ms = self
+            .replica_lag_time_max_ms
+            .or(file.replica_lag_time_max_ms);
+        let broker_session_timeout_ms = self
+            .broker_session_timeout_ms
+            .or(file.broker_session_timeout_ms);
+        let broker_heartbeat_interval_ms = self
+            .broker_heartbeat_interval_ms
+            .or(file.broker_heartbeat_interval_ms);
+        let default_replication_factor = self
+            .default_replication_factor
+            .or(file.default_replication_factor);
+        let Some(text) = self
+            .controllers
+            .clone()
+            .or_else(|| file.controllers.clone())
+        else {
+            let given = [
+                (
+                    "--replica-lag-time-max-ms",
+                    replica_lag_time_max_ms.is_some(),
+                ),
+                (
+                    "--broker-session-timeout-ms",
+                    broker_session_timeout_ms.is_some(),
+                ),
+                (
+                    "--broker-heartbeat-interval-ms",
+                    broker_heartbeat_interval_ms.is_some(),
+                ),
+                (
+                    "--default-replication-factor",
+                    default_replication_factor.is_some(),
+                ),
+            ];
+            if let Some((flag, _)) = given.iter().find(|(_, set)| *set) {
+                return Err(CliError::BadInput(format!(
+                    "{flag} is a cluster setting: it needs --controllers (cluster mode)"
+                )));
+            }
+            return Ok(None);
+        };
+        let controllers = parse_controllers(&text)
+            .map_err(|e| CliError::BadInput(format!("--controllers {text:?}: {e}")))?;
+        let mut cluster = ClusterConfig::new(controllers);
+        if let Some(ms) = replica_lag_time_max_ms {
+            cluster.replica_lag_time_max_ms = ms;
+        }
+        if let Some(ms) = broker_session_timeout_ms {
+            cluster.broker_session_timeout_ms = ms;
+        }
+        if let Some(ms) = broker_heartbeat_interval_ms {
+            cluster.broker_heartbeat_interval_ms = ms;
+        }
+        if let Some(factor) = default_replication_factor {
+            cluster.default_replication_factor = factor;
+        }
+        cluster
+            .validate(node_id)
+            .map_err(|e| CliError::BadInput(format!("cluster settings: {e}")))?;
+        // A controller's quorum address is where its shard 0 listens: a different port here
+        // means the other voters would never reach this one.
+        if let Some(addr) = cluster.controller_addr(node_id) {
+            let port = addr
+                .rsplit_once(':')
+                .and_then(|(_, p)| p.parse::<u16>().ok());
+            if port != Some(listen_port) {
+                return Err(CliError::BadInput(format!(
+                    "--controllers lists this broker (node id {node_id}) at {addr}, but it \
+                     listens on port {listen_port}"
+                )));
+            }
+        }
+        Ok(Some(cluster))
     }
 }
 

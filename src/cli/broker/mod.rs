@@ -1,11 +1,13 @@
-//! `quiver broker`: runs a single-node broker in the foreground.
+//! `quiver broker`: runs a broker in the foreground, alone or (with `--controllers`) as a member
+//! of a cluster.
 //!
 //! Start-up: settings ([`config`]), the TLS identity (a self-signed certificate is created under
 //! `<data-dir>/tls/` on first start unless `--tls-cert/--tls-key` are given), the engine's
-//! per-shard seeds (topic registry loaded), then one pinned executor per shard ([`server`]) and
-//! the metrics thread ([`metrics`]). When every shard listens, one line on stderr says so:
-//! `quiver broker ready: ...` (tests and scripts wait for it). SIGINT or SIGTERM stops every
-//! shard cleanly; a fatal shard error stops the others and exits with status 3.
+//! per-shard seeds (topic registry loaded), in cluster mode the QUIC client configuration for
+//! connections to the other brokers (trusting `--tls-ca`), then one pinned executor per shard
+//! ([`server`]) and the metrics thread ([`metrics`]). When every shard listens, one line on
+//! stderr says so: `quiver broker ready: ...` (tests and scripts wait for it). SIGINT or SIGTERM
+//! stops every shard cleanly; a fatal shard error stops the others and exits with status 3.
 
 pub mod config;
 mod metrics;
@@ -16,9 +18,10 @@ use std::sync::{mpsc, Arc, Mutex};
 use std::time::Duration;
 
 use quiver_engine::broker::{self, BrokerConfig};
-use quiver_transport::quic::{self, Identity, Tuning};
+use quiver_transport::quic::{self, Identity, Trust, Tuning};
 
 pub use config::BrokerArgs;
+use config::Settings;
 use server::{ShardEvent, Shared};
 
 use super::CliError;
@@ -52,6 +55,27 @@ pub fn run(args: BrokerArgs) -> Result<(), CliError> {
     };
     let server_config = quic::server_config(&identity, &Tuning::default())
         .map_err(|e| CliError::BadInput(e.to_string()))?;
+    let peer_client_config = match &settings.cluster {
+        Some(cluster) => {
+            let voters: Vec<String> = cluster
+                .controllers
+                .iter()
+                .map(|c| format!("{}@{}", c.id, c.addr))
+                .collect();
+            eprintln!(
+                "quiver: cluster mode: node id {}{}, controllers {}",
+                settings.node_id,
+                if cluster.is_controller(settings.node_id) {
+                    " (a controller)"
+                } else {
+                    ""
+                },
+                voters.join(",")
+            );
+            Some(peer_client_config(&settings)?)
+        }
+        None => None,
+    };
 
     let mut engine_config = BrokerConfig::new(settings.data_dir.clone(), settings.shards);
     engine_config.advertised_host = settings.advertised_host.clone();
@@ -63,6 +87,8 @@ pub fn run(args: BrokerArgs) -> Result<(), CliError> {
     engine_config.groups.heartbeat_interval_ms = settings.group_heartbeat_interval_ms;
     engine_config.groups.offsets_retention_ms = settings.offsets_retention_ms;
     engine_config.fault_drop_produce_response_every = settings.fault_drop_produce_response_every;
+    engine_config.node_id = settings.node_id;
+    engine_config.cluster = settings.cluster.clone();
     let seeds = broker::prepare(&engine_config).map_err(|e| CliError::Fatal(e.to_string()))?;
 
     let signals = block_termination_signals();
@@ -78,6 +104,7 @@ pub fn run(args: BrokerArgs) -> Result<(), CliError> {
             seed,
             &settings,
             server_config.clone(),
+            peer_client_config.clone(),
             shared.clone(),
             events_tx.clone(),
         )
@@ -150,6 +177,32 @@ pub fn run(args: BrokerArgs) -> Result<(), CliError> {
             Ok(())
         }
     }
+}
+
+/// The QUIC client configuration this broker uses to connect to the other brokers of its cluster
+/// (controllers, partition leaders): it trusts `--tls-ca`, or else only this broker's own
+/// certificate file, which is enough when every broker shares one certificate (or its file
+/// carries the CA after the leaf, as `quiver cluster certs` writes it).
+fn peer_client_config(settings: &Settings) -> Result<quinn::ClientConfig, CliError> {
+    let (ca, why) = match (&settings.tls_ca, &settings.tls) {
+        (Some(ca), _) => (ca.clone(), "--tls-ca"),
+        (None, Some((cert, _))) => (cert.clone(), "--tls-cert (no --tls-ca given)"),
+        (None, None) => {
+            let cert = settings.data_dir.join("tls").join(quic::tls::CERT_FILE);
+            eprintln!(
+                "quiver: no --tls-ca: brokers trust only this broker's self-signed certificate \
+                 {}; other brokers must use the same one (or see `quiver cluster certs`)",
+                cert.display()
+            );
+            (
+                cert,
+                "this broker's self-signed certificate (no --tls-ca given)",
+            )
+        }
+    };
+    let trust = Trust::from_pem_file(&ca)
+        .map_err(|e| CliError::BadInput(format!("loading the CA for other brokers, {why}: {e}")))?;
+    quic::client_config(&trust, &Tuning::default()).map_err(|e| CliError::BadInput(e.to_string()))
 }
 
 /// Blocks SIGINT and SIGTERM in this thread and every thread it spawns afterwards, so only

@@ -61,6 +61,7 @@ pub fn spawn_shard(
     seed: ShardSeed,
     settings: &Settings,
     server_config: quinn::ServerConfig,
+    peer_client_config: Option<quinn::ClientConfig>,
     shared: Arc<Shared>,
     events: mpsc::Sender<ShardEvent>,
 ) -> std::io::Result<std::thread::JoinHandle<()>> {
@@ -88,6 +89,7 @@ pub fn spawn_shard(
                     data_dir,
                     addr,
                     server_config,
+                    peer_client_config,
                     frame_bytes_max,
                     shared,
                     events: events2,
@@ -115,6 +117,9 @@ struct ShardRun {
     data_dir: std::path::PathBuf,
     addr: SocketAddr,
     server_config: quinn::ServerConfig,
+    /// QUIC client configuration for connections to the other brokers of the cluster (trusting
+    /// `--tls-ca`); `None` for a single broker.
+    peer_client_config: Option<quinn::ClientConfig>,
     frame_bytes_max: u32,
     shared: Arc<Shared>,
     events: mpsc::Sender<ShardEvent>,
@@ -127,10 +132,14 @@ async fn run_shard(run: ShardRun) -> Result<(), String> {
         data_dir,
         addr,
         server_config,
+        peer_client_config,
         frame_bytes_max,
         shared,
         events,
     } = run;
+    // Not used yet: the cluster IO shell (controller and replica-fetch traffic) will connect to
+    // the other brokers with it.
+    let _peer_client_config = peer_client_config;
     prepare_executor(&data_dir)
         .await
         .map_err(|e| format!("preparing direct IO in {}: {e}", data_dir.display()))?;

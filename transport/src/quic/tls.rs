@@ -5,6 +5,9 @@
 //! afterwards; clients trust it by reading the same `cert.pem` as their CA. Deployments pass a
 //! real chain and key, and clients the CA that signed it.
 //!
+//! A local cluster shares one CA instead ([`ClusterCerts`], written by `quiver cluster certs`):
+//! every broker shows a certificate the CA signed, and brokers and clients trust the CA.
+//!
 //! [`Trust::InsecureSkipVerify`] still checks the handshake signature (so the peer holds the key
 //! of the certificate it showed) but accepts any certificate: for development only.
 
@@ -44,8 +47,11 @@ pub enum TlsError {
         what: String,
     },
     /// Creating a certificate failed.
-    #[error("creating a self-signed certificate: {0}")]
+    #[error("creating a certificate: {0}")]
     Generate(#[from] rcgen::Error),
+    /// A certificate was asked for without any host name or address to name.
+    #[error("a certificate needs at least one host name or address")]
+    NoHosts,
     /// rustls refused the configuration.
     #[error("TLS configuration: {0}")]
     Rustls(rustls::Error),
@@ -131,6 +137,82 @@ impl Identity {
     }
 }
 
+/// A certificate authority for a local cluster and one broker certificate it signed, all PEM.
+/// Every broker of the cluster can use the same broker certificate (it names every host given).
+pub struct ClusterCerts {
+    /// The CA's self-signed certificate: what brokers and clients trust.
+    pub ca_cert_pem: String,
+    /// The CA's private key (to sign more certificates later).
+    pub ca_key_pem: String,
+    /// The broker certificate, then the CA's: a broker serves the chain, and trusting this one
+    /// file (a broker without `--tls-ca`) trusts the CA.
+    pub broker_chain_pem: String,
+    /// The broker certificate's private key.
+    pub broker_key_pem: String,
+}
+
+impl fmt::Debug for ClusterCerts {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ClusterCerts").finish_non_exhaustive()
+    }
+}
+
+impl ClusterCerts {
+    /// Creates a CA and a broker certificate for `hosts` (DNS names or IP addresses; at least
+    /// one), valid for both server and client authentication.
+    pub fn generate(hosts: &[String]) -> Result<ClusterCerts, TlsError> {
+        use rcgen::{
+            BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair,
+            KeyUsagePurpose,
+        };
+        if hosts.is_empty() {
+            return Err(TlsError::NoHosts);
+        }
+        let mut ca_params = CertificateParams::default();
+        ca_params
+            .distinguished_name
+            .push(DnType::CommonName, "Quiver local cluster CA");
+        ca_params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
+        ca_params.key_usages = vec![
+            KeyUsagePurpose::KeyCertSign,
+            KeyUsagePurpose::CrlSign,
+            KeyUsagePurpose::DigitalSignature,
+        ];
+        let ca_key = KeyPair::generate()?;
+        let ca = ca_params.self_signed(&ca_key)?;
+
+        let mut params = CertificateParams::new(hosts.to_vec())?;
+        params.distinguished_name = rcgen::DistinguishedName::new();
+        params
+            .distinguished_name
+            .push(DnType::CommonName, "Quiver broker");
+        params.is_ca = IsCa::ExplicitNoCa;
+        params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+        params.extended_key_usages = vec![
+            ExtendedKeyUsagePurpose::ServerAuth,
+            ExtendedKeyUsagePurpose::ClientAuth,
+        ];
+        params.use_authority_key_identifier_extension = true;
+        let key = KeyPair::generate()?;
+        let broker = params.signed_by(&key, &ca, &ca_key)?;
+        Ok(ClusterCerts {
+            ca_cert_pem: ca.pem(),
+            ca_key_pem: ca_key.serialize_pem(),
+            broker_chain_pem: format!("{}{}", broker.pem(), ca.pem()),
+            broker_key_pem: key.serialize_pem(),
+        })
+    }
+}
+
+/// Writes a PEM file whole or not at all (a temporary file renamed into place, then synced),
+/// with permission bits `mode` (0o600 for private keys).
+pub fn write_pem_file(path: &Path, pem: &str, mode: u32) -> Result<(), TlsError> {
+    write_atomically(path, pem.as_bytes(), mode).map_err(|source| TlsError::Io {
+        path: path.to_owned(),
+        source,
+    })
+}
+
 /// Whom a client trusts.
 #[derive(Debug, Clone)]
 pub enum Trust {
@@ -193,7 +275,7 @@ fn read_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
 }
 
 fn write_atomically(path: &Path, data: &[u8], mode: u32) -> io::Result<()> {
-    use std::os::unix::fs::OpenOptionsExt;
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
     let tmp = path.with_extension("tmp");
     let mut file = fs::OpenOptions::new()
         .write(true)
@@ -201,6 +283,8 @@ fn write_atomically(path: &Path, data: &[u8], mode: u32) -> io::Result<()> {
         .truncate(true)
         .mode(mode)
         .open(&tmp)?;
+    // `mode` applies only when the file is created: a leftover temporary file keeps its own.
+    file.set_permissions(fs::Permissions::from_mode(mode))?;
     file.write_all(data)?;
     file.sync_all()?;
     fs::rename(&tmp, path)?;
@@ -256,5 +340,57 @@ impl ServerCertVerifier for AnyCertificate {
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
         self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pem_certs(pem: &str) -> Vec<CertificateDer<'static>> {
+        rustls_pemfile::certs(&mut pem.as_bytes())
+            .collect::<Result<Vec<_>, _>>()
+            .expect("PEM certificates parse")
+    }
+
+    /// Verifies the chain in `chain_pem` for `name` with `roots_pem` as the only roots.
+    fn verify(roots_pem: &str, chain_pem: &str, name: &str) -> Result<(), rustls::Error> {
+        let mut roots = rustls::RootCertStore::empty();
+        for cert in pem_certs(roots_pem) {
+            roots.add(cert).expect("a root certificate");
+        }
+        let verifier = rustls::client::WebPkiServerVerifier::builder_with_provider(
+            Arc::new(roots),
+            provider(),
+        )
+        .build()
+        .expect("a verifier");
+        let chain = pem_certs(chain_pem);
+        let name = ServerName::try_from(name.to_string()).expect("a server name");
+        verifier
+            .verify_server_cert(&chain[0], &chain[1..], &name, &[], UnixTime::now())
+            .map(|_| ())
+    }
+
+    #[test]
+    fn cluster_certs_verify_against_the_ca_for_their_hosts_only() {
+        let hosts = vec!["127.0.0.1".to_string(), "localhost".to_string()];
+        let certs = ClusterCerts::generate(&hosts).expect("certificates");
+        assert_eq!(pem_certs(&certs.broker_chain_pem).len(), 2, "leaf, then CA");
+        for host in &hosts {
+            verify(&certs.ca_cert_pem, &certs.broker_chain_pem, host).expect("trusted via the CA");
+            // Trusting the broker's own chain file trusts the CA in it.
+            verify(&certs.broker_chain_pem, &certs.broker_chain_pem, host)
+                .expect("trusted via its own file");
+        }
+        assert!(verify(&certs.ca_cert_pem, &certs.broker_chain_pem, "127.0.0.2").is_err());
+        assert!(verify(&certs.ca_cert_pem, &certs.broker_chain_pem, "example.com").is_err());
+        // Another CA does not vouch for it.
+        let other = ClusterCerts::generate(&hosts).expect("certificates");
+        assert!(verify(&other.ca_cert_pem, &certs.broker_chain_pem, "127.0.0.1").is_err());
+        assert!(matches!(
+            ClusterCerts::generate(&[]),
+            Err(TlsError::NoHosts)
+        ));
     }
 }
