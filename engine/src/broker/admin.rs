@@ -26,6 +26,15 @@ use crate::shard::shard_for;
 use crate::shard::sync::{join_all, LocalBoxFuture};
 
 /// Whether a topic is internal (Kafka's convention: a `__` prefix).
+fn unknown_topic(name: String) -> TopicMetadata {
+    TopicMetadata {
+        error_code: ErrorCode::UnknownTopicOrPartition,
+        is_internal: is_internal(&name),
+        name,
+        partitions: Vec::new(),
+    }
+}
+
 fn is_internal(name: &str) -> bool {
     name.starts_with("__")
 }
@@ -53,6 +62,9 @@ async fn blocking<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) 
 impl ShardBroker {
     /// Metadata: the broker and, per partition, its leader and the owning shard's port.
     pub(crate) fn metadata(&self, request: MetadataRequest) -> MetadataResponse {
+        if self.clustered() {
+            return self.cluster_metadata(request);
+        }
         let topics = self.topics();
         let names: Vec<String> = match request.topics {
             None => topics.keys().cloned().collect(),
@@ -64,20 +76,13 @@ impl ShardBroker {
         let topics_out = names
             .into_iter()
             .map(|name| match topics.get(&name) {
-                None => TopicMetadata {
-                    error_code: ErrorCode::UnknownTopicOrPartition,
-                    is_internal: is_internal(&name),
-                    name,
-                    partitions: Vec::new(),
-                },
+                None => unknown_topic(name),
                 Some(state) => TopicMetadata {
                     error_code: ErrorCode::None,
                     is_internal: is_internal(&name),
                     partitions: (0..state.meta.partitions)
                         .map(|p| {
-                            let shard = shard_for(&name, p, self.config.shard_count);
-                            // validate() keeps base_port + shard_count - 1 within u16.
-                            let shard = u16::try_from(shard).unwrap_or(u16::MAX);
+                            let shard = self.shard_of(&name, p);
                             PartitionMetadata {
                                 error_code: ErrorCode::None,
                                 partition: p,
@@ -106,6 +111,78 @@ impl ShardBroker {
                 port,
                 shard_count: u16::try_from(self.config.shard_count).unwrap_or(u16::MAX),
             }],
+            topics: topics_out,
+        }
+    }
+
+    /// The shard that owns `name`-`p` (on every broker of a cluster, which run alike).
+    fn shard_of(&self, name: &str, p: i32) -> u16 {
+        let shard = shard_for(name, p, self.config.shard_count);
+        // validate() keeps base_port + shard_count - 1 within u16.
+        u16::try_from(shard).unwrap_or(u16::MAX)
+    }
+
+    /// Metadata from the cluster image: live brokers, and each partition's leader (brokers
+    /// are assumed to run the same shard count).
+    fn cluster_metadata(&self, request: MetadataRequest) -> MetadataResponse {
+        let snapshot = self.snapshot();
+        let image = snapshot.as_ref().map(|s| &s.image);
+        let brokers: Vec<(i32, String, u16)> = image
+            .map(super::cluster::broker_addresses)
+            .unwrap_or_default();
+        let names: Vec<String> = match (request.topics, image) {
+            (Some(names), _) => names,
+            (None, Some(image)) => image.topics().map(|t| t.name.clone()).collect(),
+            (None, None) => Vec::new(),
+        };
+        let topics_out = names
+            .into_iter()
+            .map(|name| match image.and_then(|i| i.topic(&name)) {
+                None => unknown_topic(name),
+                Some(topic) => TopicMetadata {
+                    error_code: ErrorCode::None,
+                    is_internal: is_internal(&name),
+                    partitions: (0..)
+                        .zip(&topic.partitions)
+                        .map(|(p, state)| {
+                            let shard = self.shard_of(&name, p);
+                            let leader =
+                                state.leader.and_then(|l| brokers.iter().find(|b| b.0 == l));
+                            PartitionMetadata {
+                                error_code: if leader.is_some() {
+                                    ErrorCode::None
+                                } else {
+                                    ErrorCode::LeaderNotAvailable
+                                },
+                                partition: p,
+                                leader_id: leader.map_or(-1, |b| b.0),
+                                leader_epoch: state.leader_epoch,
+                                leader_host: leader.map(|b| b.1.clone()).unwrap_or_default(),
+                                leader_port: leader.map_or(0, |b| b.2),
+                                leader_shard: shard,
+                                leader_shard_port: leader.map_or(0, |b| b.2.saturating_add(shard)),
+                                replicas: state.replicas.clone(),
+                                isr: state.isr.clone(),
+                            }
+                        })
+                        .collect(),
+                    name,
+                },
+            })
+            .collect();
+        MetadataResponse {
+            throttle_time_ms: 0,
+            cluster_id: self.config.cluster_id.clone(),
+            controller_id: snapshot.as_ref().map_or(-1, |s| s.controller_id),
+            brokers: brokers
+                .iter()
+                .map(|(id, host, port)| BrokerMetadata {
+                    broker_id: *id,
+                    host: host.clone(),
+                    port: *port,
+                    shard_count: u16::try_from(self.config.shard_count).unwrap_or(u16::MAX),
+                })
+                .collect(),
             topics: topics_out,
         }
     }
@@ -204,17 +281,23 @@ impl ShardBroker {
         parts
             .iter()
             .map(|(topic, p)| match self.local_partition(topic, *p) {
-                Ok(partition) => PartitionDescription {
-                    partition: *p,
-                    error_code: ErrorCode::None,
-                    leader_id: node,
-                    leader_epoch: 0,
-                    replicas: vec![node],
-                    isr: vec![node],
-                    log_start_offset: partition.log_start_offset(),
-                    log_end_offset: partition.log_end_offset(),
-                    high_watermark: partition.log_end_offset(),
-                },
+                Ok(partition) => {
+                    // In a cluster: the image's view of the partition, offsets of this replica.
+                    let state = self
+                        .snapshot()
+                        .and_then(|s| s.image.partition(topic, *p).cloned());
+                    PartitionDescription {
+                        partition: *p,
+                        error_code: ErrorCode::None,
+                        leader_id: state.as_ref().map_or(node, |s| s.leader.unwrap_or(-1)),
+                        leader_epoch: state.as_ref().map_or(0, |s| s.leader_epoch),
+                        replicas: state.as_ref().map_or(vec![node], |s| s.replicas.clone()),
+                        isr: state.as_ref().map_or(vec![node], |s| s.isr.clone()),
+                        log_start_offset: partition.log_start_offset(),
+                        log_end_offset: partition.log_end_offset(),
+                        high_watermark: partition.high_watermark(),
+                    }
+                }
                 Err((code, _)) => offline_description(*p, node, code),
             })
             .collect()
@@ -240,6 +323,9 @@ impl ShardBroker {
         let Ok(_serial) = self.admin_lock.acquire_permit(1).await else {
             return Response::Rejected(ErrorCode::LeaderNotAvailable);
         };
+        if self.clustered() {
+            return self.cluster_admin(request).await;
+        }
         match request {
             Request::CreateTopics(r) => self.create_topics(r).await.into(),
             Request::DeleteTopics(r) => self.delete_topics(r).await.into(),
@@ -248,7 +334,7 @@ impl ShardBroker {
         }
     }
 
-    fn parse_overrides(
+    pub(crate) fn parse_overrides(
         &self,
         base: &BTreeMap<String, String>,
         entries: &[quiver_transport::protocol::ConfigEntry],

@@ -23,7 +23,7 @@ use crate::batch::BATCH_HEADER_LEN;
 use crate::log::{CleanupPolicy, FlushPolicy, LogConfig, SEGMENT_BYTES_MAX};
 
 /// Every topic config key, in the order Describe lists them.
-pub const CONFIG_KEYS: [&str; 10] = [
+pub const CONFIG_KEYS: [&str; 12] = [
     "retention.ms",
     "retention.bytes",
     "segment.bytes",
@@ -34,6 +34,8 @@ pub const CONFIG_KEYS: [&str; 10] = [
     "flush",
     "flush.ms",
     "flush.bytes",
+    "min.insync.replicas",
+    "unclean.leader.election.enable",
 ];
 
 /// Smallest `segment.bytes`: one page.
@@ -75,6 +77,11 @@ pub struct TopicConfig {
     pub flush_ms: u64,
     /// `flush.bytes`.
     pub flush_bytes: u64,
+    /// `min.insync.replicas`: the fewest in-sync replicas an `acks=all` write needs (cluster).
+    pub min_insync_replicas: i32,
+    /// `unclean.leader.election.enable`: elect a replica outside the ISR when no ISR member
+    /// is live, losing committed records (cluster).
+    pub unclean_leader_election_enable: bool,
 }
 
 impl Default for TopicConfig {
@@ -90,6 +97,8 @@ impl Default for TopicConfig {
             flush: FlushMode::Interval,
             flush_ms: 10,
             flush_bytes: 4 << 20,
+            min_insync_replicas: 1,
+            unclean_leader_election_enable: false,
         }
     }
 }
@@ -200,6 +209,18 @@ impl TopicConfig {
                 self.flush_bytes = int(key, value, 1, i64::MAX)? as u64;
                 Ok(self.flush_bytes.to_string())
             }
+            "min.insync.replicas" => {
+                self.min_insync_replicas = int(key, value, 1, i64::from(i16::MAX))? as i32;
+                Ok(self.min_insync_replicas.to_string())
+            }
+            "unclean.leader.election.enable" => {
+                self.unclean_leader_election_enable = match value.trim() {
+                    "true" => true,
+                    "false" => false,
+                    _ => return Err(err(key, format!("'{value}' is not true or false"))),
+                };
+                Ok(self.unclean_leader_election_enable.to_string())
+            }
             _ => Err(err(
                 key,
                 format!("unknown config key (known: {})", CONFIG_KEYS.join(", ")),
@@ -220,6 +241,8 @@ impl TopicConfig {
             "flush" => flush_text(self.flush).to_string(),
             "flush.ms" => self.flush_ms.to_string(),
             "flush.bytes" => self.flush_bytes.to_string(),
+            "min.insync.replicas" => self.min_insync_replicas.to_string(),
+            "unclean.leader.election.enable" => self.unclean_leader_election_enable.to_string(),
             _ => return None,
         })
     }

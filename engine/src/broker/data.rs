@@ -239,6 +239,17 @@ impl ShardBroker {
             Ok(p) => p,
             Err(e) => return produce_error(part.partition, e),
         };
+        if self.clustered() {
+            if let Err(code) = self.check_leader(&part.topic, part.partition, -1) {
+                let message = format!("this broker does not lead {}", partition.name());
+                return produce_error(part.partition, (code, message));
+            }
+            if acks == Acks::All {
+                if let Err(message) = self.check_min_insync(&part.topic, part.partition) {
+                    return produce_error(part.partition, (ErrorCode::NotEnoughReplicas, message));
+                }
+            }
+        }
         let max_message_bytes = self
             .topics()
             .get(&part.topic)
@@ -252,10 +263,22 @@ impl ShardBroker {
             Err(e) => return produce_error(part.partition, partition_error(&e)),
         };
         self.after_append(&partition);
+        if self.clustered() {
+            self.leader_appended(&partition, partition.log_end_offset());
+        }
         if acks == Acks::All {
             let remaining = Duration::from_millis(timeout_ms).saturating_sub(started.elapsed());
             if let Err(e) = wait_acks(&partition, appended.next_offset, remaining).await {
                 return produce_error(part.partition, e);
+            }
+            if self.clustered() {
+                let remaining = Duration::from_millis(timeout_ms).saturating_sub(started.elapsed());
+                if let Err(e) = self
+                    .wait_replicated(&partition, appended.next_offset, remaining)
+                    .await
+                {
+                    return produce_error(part.partition, e);
+                }
             }
         }
         ProducePartitionResponse {
@@ -310,6 +333,7 @@ impl ShardBroker {
                                 offset: p.fetch_offset,
                                 max_bytes: max.min(max_bytes.max(1)),
                                 current_leader_epoch: p.current_leader_epoch,
+                                replica_id: request.replica_id,
                             },
                         ));
                         slots.push((ti, pi));
@@ -349,7 +373,7 @@ impl ShardBroker {
                 let seen = read.high_watermark.max(job.offset);
                 waits.push((*owner, (job.topic.clone(), job.partition, seen)));
             }
-            self.wait_any(waits, left_ms).await;
+            self.wait_any(waits, left_ms, request.replica_id >= 0).await;
         }
         for ((ti, pi), read) in slots.into_iter().zip(results) {
             reads[ti][pi] = read;
@@ -406,7 +430,7 @@ impl ShardBroker {
     }
 
     /// Resolves when any partition grows past the log end given with it, or after `wait_ms`.
-    async fn wait_any(&self, parts: Vec<(usize, (String, i32, i64))>, wait_ms: u64) {
+    async fn wait_any(&self, parts: Vec<(usize, (String, i32, i64))>, wait_ms: u64, replica: bool) {
         let mut remote: std::collections::BTreeMap<usize, Vec<(String, i32, i64)>> =
             std::collections::BTreeMap::new();
         let mut local = Vec::new();
@@ -422,14 +446,21 @@ impl ShardBroker {
             wait_ms,
         ))));
         if !local.is_empty() {
-            waits.push(Box::pin(
-                async move { self.wait_local(&local, wait_ms).await },
-            ));
+            waits.push(Box::pin(async move {
+                self.wait_local(&local, wait_ms, replica).await
+            }));
         }
         for (owner, parts) in remote {
             waits.push(Box::pin(async move {
                 if self
-                    .call(owner, Call::Wait { parts, wait_ms })
+                    .call(
+                        owner,
+                        Call::Wait {
+                            parts,
+                            wait_ms,
+                            replica,
+                        },
+                    )
                     .await
                     .is_err()
                 {
@@ -443,7 +474,12 @@ impl ShardBroker {
 
     /// Resolves when any of this shard's partitions grows past the given log end (or is
     /// closed, or unknown here), or after `wait_ms` (capped by `fetch_wait_max_ms`).
-    pub(crate) async fn wait_local(&self, parts: &[(String, i32, i64)], wait_ms: u64) {
+    pub(crate) async fn wait_local(
+        &self,
+        parts: &[(String, i32, i64)],
+        wait_ms: u64,
+        replica: bool,
+    ) {
         let wait_ms = wait_ms.min(u64::from(self.config.fetch_wait_max_ms));
         let mut waits: Vec<LocalBoxFuture<'_, ()>> = Vec::new();
         waits.push(Box::pin(glommio::timer::sleep(Duration::from_millis(
@@ -454,7 +490,9 @@ impl ShardBroker {
             match self.local_partition(topic, *partition) {
                 Ok(p) => {
                     let seen = *seen;
-                    waits.push(Box::pin(async move { p.wait_for_data(seen).await }));
+                    waits.push(Box::pin(
+                        async move { p.wait_for_data(seen, replica).await },
+                    ));
                 }
                 // Something changed under the fetch: answer now so it reads again.
                 Err(_) => return,
@@ -477,6 +515,9 @@ impl ShardBroker {
             Ok(p) => p,
             Err((code, _)) => return fetch_error(code),
         };
+        if self.clustered() {
+            return self.read_replicated(&partition, part).await;
+        }
         if let Err(code) = check_leader_epoch(part.current_leader_epoch) {
             return fetch_error(code);
         }
@@ -490,6 +531,43 @@ impl ShardBroker {
             Err(e) => PartRead {
                 error_code: partition_error(&e).0,
                 high_watermark: partition.log_end_offset(),
+                log_start_offset: partition.log_start_offset(),
+                batches: Vec::new(),
+            },
+        }
+    }
+
+    /// A read in a cluster: a follower's fetch records its progress and reads to the log
+    /// end; a consumer's reads only below the high watermark. Both only from the leader.
+    async fn read_replicated(&self, partition: &Rc<Partition>, part: ReadPart) -> PartRead {
+        let high_watermark = if part.replica_id >= 0 {
+            self.follower_fetched(
+                partition,
+                part.replica_id,
+                part.current_leader_epoch,
+                part.offset,
+            )
+        } else {
+            self.check_leader(&part.topic, part.partition, part.current_leader_epoch)
+        };
+        let high_watermark = match high_watermark {
+            Ok(hw) => hw,
+            Err(code) => return fetch_error(code),
+        };
+        match partition.read(part.offset, part.max_bytes).await {
+            Ok(read) => PartRead {
+                error_code: ErrorCode::None,
+                high_watermark,
+                log_start_offset: read.log_start_offset,
+                batches: if part.replica_id >= 0 {
+                    read.batches
+                } else {
+                    super::replica::below_high_watermark(read.batches, high_watermark)
+                },
+            },
+            Err(e) => PartRead {
+                error_code: partition_error(&e).0,
+                high_watermark,
                 log_start_offset: partition.log_start_offset(),
                 batches: Vec::new(),
             },
@@ -563,9 +641,17 @@ impl ShardBroker {
             Ok(p) => p,
             Err((code, _)) => return offsets_error(part.partition, code),
         };
-        if let Err(code) = check_leader_epoch(part.current_leader_epoch) {
-            return offsets_error(part.partition, code);
-        }
+        let end = if self.clustered() {
+            match self.check_leader(&part.topic, part.partition, part.current_leader_epoch) {
+                Ok(hw) => hw,
+                Err(code) => return offsets_error(part.partition, code),
+            }
+        } else {
+            if let Err(code) = check_leader_epoch(part.current_leader_epoch) {
+                return offsets_error(part.partition, code);
+            }
+            partition.log_end_offset()
+        };
         let found = |timestamp_ms, offset, leader_epoch| ListOffsetsPartitionResponse {
             partition: part.partition,
             error_code: ErrorCode::None,
@@ -574,12 +660,12 @@ impl ShardBroker {
             leader_epoch,
         };
         match part.spec {
-            OffsetSpec::Latest => found(-1, partition.log_end_offset(), -1),
+            OffsetSpec::Latest => found(-1, end, -1),
             OffsetSpec::Earliest => found(-1, partition.log_start_offset(), -1),
             OffsetSpec::Timestamp(ts) => match partition.offset_for_timestamp(ts).await {
                 Ok(Some((offset, timestamp))) => found(timestamp, offset, 0),
                 // No record at or after the time: the log end (the protocol's contract).
-                Ok(None) => found(-1, partition.log_end_offset(), -1),
+                Ok(None) => found(-1, end, -1),
                 Err(e) => offsets_error(part.partition, partition_error(&e).0),
             },
         }
@@ -686,7 +772,13 @@ impl ShardBroker {
                     continue;
                 }
             };
-            if let Err(code) = check_leader_epoch(part.current_leader_epoch) {
+            let checked = if self.clustered() {
+                self.check_leader(&part.topic, part.partition, part.current_leader_epoch)
+                    .map(drop)
+            } else {
+                check_leader_epoch(part.current_leader_epoch)
+            };
+            if let Err(code) = checked {
                 out.push(epoch_error(part.partition, code));
                 continue;
             }

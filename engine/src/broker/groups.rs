@@ -260,6 +260,12 @@ impl ShardBroker {
         if let Err((code, message)) = check_group_id(&request.key) {
             return failed(code, message);
         }
+        if self.clustered() {
+            return failed(
+                ErrorCode::CoordinatorNotAvailable,
+                "consumer groups are not served by clustered brokers yet".into(),
+            );
+        }
         let (_, shard) = self.coordinator_of(&request.key);
         let port = i32::from(self.config.base_port) + shard as i32;
         FindCoordinatorResponse {

@@ -90,6 +90,14 @@ impl ShardBroker {
                 self.shard
             ));
         };
-        ids.borrow_mut().allocate().map_err(|e| e.to_string())
+        let id = ids.borrow_mut().allocate().map_err(|e| e.to_string())?;
+        if self.clustered() {
+            // Unique across the cluster: the broker id above 40 bits of local ids.
+            if id >= 1 << 40 {
+                return Err("this broker's producer ids are exhausted".into());
+            }
+            return Ok((i64::from(self.config.node_id) << 40) | id);
+        }
+        Ok(id)
     }
 }

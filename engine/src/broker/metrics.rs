@@ -46,6 +46,12 @@ pub struct PartitionMetrics {
     pub log_end_offset: i64,
     /// Bytes on disk (0 unless owned).
     pub size_bytes: u64,
+    /// What consumers may read up to (-1 unless owned).
+    pub high_watermark: i64,
+    /// In a cluster, on the partition's leader: the ISR's size; -1 otherwise.
+    pub isr_size: i64,
+    /// In a cluster, on the partition's leader: the replica count; -1 otherwise.
+    pub replicas: i64,
 }
 
 /// Request counters of one api on one shard.
@@ -225,6 +231,9 @@ impl ShardStats {
                     log_start_offset: -1,
                     log_end_offset: -1,
                     size_bytes: 0,
+                    high_watermark: -1,
+                    isr_size: -1,
+                    replicas: -1,
                 });
             entry.records_out = *records;
             entry.bytes_out = *bytes;
@@ -295,75 +304,105 @@ pub fn render_prometheus(shards: &[ShardMetrics]) -> String {
                 entry.log_start_offset = p.log_start_offset;
                 entry.log_end_offset = p.log_end_offset;
                 entry.size_bytes = p.size_bytes;
+                entry.high_watermark = p.high_watermark;
+                entry.isr_size = p.isr_size;
+                entry.replicas = p.replicas;
             }
         }
     }
-    type Field = fn(&PartitionMetrics) -> String;
-    let partition_series: [(&str, &str, &str, Field, bool); 7] = [
+    type Field = fn(&PartitionMetrics) -> Option<String>;
+    let partition_series: [(&str, &str, &str, Field); 11] = [
         (
             "quiver_partition_records_in_total",
             "counter",
             "Records appended to the partition.",
-            |p| p.records_in.to_string(),
-            false,
+            |p| Some(p.records_in.to_string()),
         ),
         (
             "quiver_partition_bytes_in_total",
             "counter",
             "Bytes appended to the partition.",
-            |p| p.bytes_in.to_string(),
-            false,
+            |p| Some(p.bytes_in.to_string()),
         ),
         (
             "quiver_partition_records_out_total",
             "counter",
             "Records returned by fetches.",
-            |p| p.records_out.to_string(),
-            false,
+            |p| Some(p.records_out.to_string()),
         ),
         (
             "quiver_partition_bytes_out_total",
             "counter",
             "Bytes returned by fetches.",
-            |p| p.bytes_out.to_string(),
-            false,
+            |p| Some(p.bytes_out.to_string()),
         ),
         (
             "quiver_partition_log_start_offset",
             "gauge",
             "First offset kept.",
-            |p| p.log_start_offset.to_string(),
-            true,
+            |p| p.owned.then(|| p.log_start_offset.to_string()),
         ),
         (
             "quiver_partition_log_end_offset",
             "gauge",
             "Offset the next record gets.",
-            |p| p.log_end_offset.to_string(),
-            true,
+            |p| p.owned.then(|| p.log_end_offset.to_string()),
         ),
         (
             "quiver_partition_size_bytes",
             "gauge",
             "Bytes stored over all segments.",
-            |p| p.size_bytes.to_string(),
-            true,
+            |p| p.owned.then(|| p.size_bytes.to_string()),
+        ),
+        (
+            "quiver_partition_high_watermark",
+            "gauge",
+            "Offset consumers may read up to (the log end on a single broker).",
+            |p| p.owned.then(|| p.high_watermark.to_string()),
+        ),
+        (
+            "quiver_partition_isr_size",
+            "gauge",
+            "In-sync replicas of a partition this broker leads.",
+            |p| (p.owned && p.isr_size >= 0).then(|| p.isr_size.to_string()),
+        ),
+        (
+            "quiver_partition_replicas",
+            "gauge",
+            "Replicas of a partition this broker leads.",
+            |p| (p.owned && p.replicas >= 0).then(|| p.replicas.to_string()),
+        ),
+        (
+            "quiver_partition_under_replicated",
+            "gauge",
+            "1 if a partition this broker leads has fewer in-sync replicas than replicas.",
+            |p| (p.owned && p.isr_size >= 0).then(|| u8::from(p.isr_size < p.replicas).to_string()),
         ),
     ];
-    for (name, kind, help, field, owned_only) in partition_series {
+    for (name, kind, help, field) in partition_series {
         header(&mut out, name, kind, help);
         for ((topic, partition), p) in &merged {
-            if owned_only && !p.owned {
+            let Some(value) = field(p) else {
                 continue;
-            }
+            };
             let _ = writeln!(
                 out,
-                "{name}{{topic=\"{}\",partition=\"{partition}\"}} {}",
+                "{name}{{topic=\"{}\",partition=\"{partition}\"}} {value}",
                 label(topic),
-                field(p)
             );
         }
     }
+    header(
+        &mut out,
+        "quiver_under_replicated_partitions",
+        "gauge",
+        "Partitions this broker leads with fewer in-sync replicas than replicas.",
+    );
+    let under = merged
+        .values()
+        .filter(|p| p.owned && p.isr_size >= 0 && p.isr_size < p.replicas)
+        .count();
+    let _ = writeln!(out, "quiver_under_replicated_partitions {under}");
     type ShardField = fn(&ShardMetrics) -> String;
     let shard_series: [(&str, &str, &str, ShardField); 7] = [
         (
@@ -582,6 +621,9 @@ mod tests {
             log_start_offset: 0,
             log_end_offset: 10,
             size_bytes: 1000,
+            high_watermark: 8,
+            isr_size: 2,
+            replicas: 3,
         }];
         let s0 = a.snapshot(0, owned, Duration::from_millis(1));
         let mut b = ShardStats::new();
@@ -593,6 +635,13 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("quiver_partition_log_end_offset{topic=\"t\",partition=\"0\"} 10"));
+        assert!(text.contains("quiver_partition_high_watermark{topic=\"t\",partition=\"0\"} 8"));
+        assert!(text.contains("quiver_partition_isr_size{topic=\"t\",partition=\"0\"} 2"));
+        assert!(text.contains("quiver_partition_under_replicated{topic=\"t\",partition=\"0\"} 1"));
+        assert!(
+            text.contains("quiver_under_replicated_partitions 1"),
+            "{text}"
+        );
         assert!(text.contains("quiver_requests_total{shard=\"0\",api=\"Produce\"} 1"));
         assert!(text.contains("quiver_shard_open_partitions{shard=\"1\"} 0"));
     }

@@ -27,8 +27,10 @@
 //! Lives on: [`prepare`] on the starting thread; everything else on its shard (`!Send`).
 
 mod admin;
+mod cluster;
 pub mod cluster_config;
 pub mod config;
+pub mod controller_shell;
 mod data;
 pub mod errors;
 mod groups;
@@ -36,6 +38,7 @@ mod idempotence;
 pub mod metrics;
 pub mod producer_ids;
 pub mod registry;
+pub mod replica;
 
 use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, HashMap};
@@ -295,7 +298,7 @@ pub fn prepare(config: &BrokerConfig) -> Result<Vec<ShardSeed>, BrokerError> {
         ),
         source,
     })?;
-    if !registry.table.topics.contains_key(OFFSETS_TOPIC) {
+    if config.cluster.is_none() && !registry.table.topics.contains_key(OFFSETS_TOPIC) {
         registry.table.topics.insert(
             OFFSETS_TOPIC.to_string(),
             TopicMeta {
@@ -318,7 +321,12 @@ pub fn prepare(config: &BrokerConfig) -> Result<Vec<ShardSeed>, BrokerError> {
             context: format!("loading producer ids in {}", config.data_dir.display()),
             source,
         })?;
-    let table = registry.table.clone();
+    // In a cluster the topics come from the controller's image, not the local registry.
+    let table = if config.cluster.is_some() {
+        TopicTable::default()
+    } else {
+        registry.table.clone()
+    };
     let mut registry = Some(registry);
     let mut producer_ids = Some(producer_ids);
     let meshes = full_mesh::<Call, Reply>(config.shard_count, config.mesh_channel_capacity);
@@ -395,6 +403,8 @@ pub(crate) struct ReadPart {
     pub offset: i64,
     pub max_bytes: usize,
     pub current_leader_epoch: i32,
+    /// The fetching follower's broker id, -1 for a consumer.
+    pub replica_id: i32,
 }
 
 /// What the owner read for one [`ReadPart`].
@@ -438,6 +448,8 @@ pub(crate) enum Call {
     Wait {
         parts: Vec<(String, i32, i64)>,
         wait_ms: u64,
+        /// A follower's fetch: wait for the log end, not the high watermark.
+        replica: bool,
     },
     /// Look these offsets up.
     ListOffsets(Vec<OffsetsPart>),
@@ -460,6 +472,8 @@ pub(crate) enum Call {
     ListGroups,
     /// A new producer id, from shard 0.
     AllocateProducerId,
+    /// Adopt this cluster image (from shard 0): open, close and take the role of partitions.
+    Cluster(std::sync::Arc<replica::ClusterSnapshot>),
 }
 
 /// The reply to a [`Call`], variant for variant.
@@ -508,6 +522,22 @@ pub struct ShardBroker {
     groups_wake: Notify,
     /// Produce requests seen, for the response-dropping test hook.
     produce_seen: Cell<u64>,
+    /// The cluster image this shard follows (cluster mode).
+    cluster: RefCell<Option<std::sync::Arc<replica::ClusterSnapshot>>>,
+    /// Replication state of the hosted partitions (cluster mode).
+    replicas: RefCell<replica::Replicas>,
+    /// Requests to other brokers (cluster mode).
+    peers: RefCell<Option<Rc<dyn Peers>>>,
+    /// The controller quorum member (shard 0 of a controller broker).
+    controller: RefCell<Option<Rc<controller_shell::ControllerShell>>>,
+    /// Stops the controller quorum member.
+    controller_stop: Rc<Latch>,
+    /// This broker's registration epoch (shard 0), -1 before registering.
+    broker_epoch: Cell<i64>,
+    /// This process start's incarnation id (BrokerRegistration).
+    incarnation: i64,
+    /// Wakes the leaders' task (an ISR change to send).
+    leader_wake: Notify,
 }
 
 impl ShardBroker {
@@ -550,6 +580,14 @@ impl ShardBroker {
             groups: groups::GroupShell::new(coordinator),
             groups_wake: Notify::new(),
             produce_seen: Cell::new(0),
+            cluster: RefCell::new(None),
+            replicas: RefCell::new(replica::Replicas::new()),
+            peers: RefCell::new(None),
+            controller: RefCell::new(None),
+            controller_stop: Rc::new(Latch::default()),
+            broker_epoch: Cell::new(-1),
+            incarnation: (seed_for_shard(0) >> 1) as i64,
+            leader_wake: Notify::new(),
         });
         let failures = broker.apply(&table).await;
         if let Some((topic, partition, reason)) = failures.into_iter().next() {
@@ -687,12 +725,11 @@ impl ShardBroker {
                 Request::OffsetForLeaderEpoch(r) => {
                     Some(self.offset_for_leader_epoch(r).await.into())
                 }
-                // Controller apis: this broker runs no controller (yet).
-                Request::BrokerRegistration(_)
+                cluster @ (Request::BrokerRegistration(_)
                 | Request::BrokerHeartbeat(_)
                 | Request::AlterPartition(_)
                 | Request::RaftMessage(_)
-                | Request::DescribeCluster(_) => Some(Response::Rejected(ErrorCode::NotController)),
+                | Request::DescribeCluster(_)) => Some(self.cluster_request(cluster).await),
             }
         };
         let error = response.as_ref().is_some_and(errors::response_has_error);
@@ -735,9 +772,19 @@ impl ShardBroker {
                     log_start_offset: s.log_start_offset,
                     log_end_offset: s.log_end_offset,
                     size_bytes: s.size_bytes,
+                    high_watermark: p.high_watermark(),
+                    isr_size: -1,
+                    replicas: -1,
                 }
             })
             .collect();
+        let mut owned = owned;
+        for m in owned.iter_mut() {
+            if let Some((isr, replicas)) = self.leader_isr(&m.topic, m.partition) {
+                m.isr_size = isr as i64;
+                m.replicas = replicas as i64;
+            }
+        }
         let mut snapshot = self.stats.borrow_mut().snapshot(self.shard, owned, busy);
         snapshot.groups = self.group_metrics();
         snapshot
@@ -749,7 +796,9 @@ impl ShardBroker {
         if self.stopping.is_set() {
             return;
         }
+        self.leave_cluster().await;
         self.stopping.set();
+        self.controller_stop.set();
         self.flush_wake.notify_all();
         let tasks: Vec<_> = self.tasks.borrow_mut().drain(..).collect();
         for task in tasks {
@@ -824,6 +873,12 @@ impl ShardBroker {
             ));
         }
         let owner = self.route(&self.topics(), topic, partition)?;
+        if self.clustered() && !self.hosts(topic, partition) {
+            return Err((
+                ErrorCode::NotLeaderOrFollower,
+                format!("this broker holds no replica of {topic}-{partition}"),
+            ));
+        }
         if self.stopping.is_set() {
             return Err((
                 ErrorCode::NotLeaderOrFollower,
@@ -910,8 +965,12 @@ impl ShardBroker {
                 timeout_ms,
             } => Reply::Produce(self.produce_local(parts, acks, timeout_ms).await),
             Call::Read(parts) => Reply::Read(self.read_local(parts).await),
-            Call::Wait { parts, wait_ms } => {
-                self.wait_local(&parts, wait_ms).await;
+            Call::Wait {
+                parts,
+                wait_ms,
+                replica,
+            } => {
+                self.wait_local(&parts, wait_ms, replica).await;
                 Reply::Wait
             }
             Call::ListOffsets(parts) => Reply::ListOffsets(self.list_offsets_local(parts).await),
@@ -924,6 +983,7 @@ impl ShardBroker {
             }
             Call::ListGroups => Reply::Groups(self.list_groups_local()),
             Call::AllocateProducerId => Reply::ProducerId(self.allocate_producer_id_here()),
+            Call::Cluster(snapshot) => self.cluster_call(snapshot).await,
         }
     }
 
@@ -945,7 +1005,9 @@ impl ShardBroker {
         let shard_count = self.config.shard_count;
         let owned = |topic: &str, p: i32| {
             new_topics.get(topic).is_some_and(|t| {
-                p < t.meta.partitions && shard_for(topic, p, shard_count) == self.shard
+                p < t.meta.partitions
+                    && shard_for(topic, p, shard_count) == self.shard
+                    && self.hosts(topic, p)
             })
         };
         let doomed: Vec<Rc<Partition>> = {
@@ -964,12 +1026,26 @@ impl ShardBroker {
         };
         self.offline.borrow_mut().retain(|(t, p), _| owned(t, *p));
         for p in doomed {
+            self.replicas
+                .borrow_mut()
+                .remove(&(p.topic().to_string(), p.index()));
             if let Err(e) = p.close().await {
                 eprintln!(
                     "quiver: shard {}: closing {} failed: {e}",
                     self.shard,
                     p.name()
                 );
+            }
+            // In a cluster a replica that leaves this broker (its topic deleted, or moved)
+            // leaves no data behind: a later topic of the same name starts empty.
+            if self.clustered() {
+                if let Err(e) = std::fs::remove_dir_all(p.dir()) {
+                    eprintln!(
+                        "quiver: shard {}: removing {} failed: {e}",
+                        self.shard,
+                        p.dir().display()
+                    );
+                }
             }
         }
         // Reconfigure partitions whose topic config changed.
@@ -996,7 +1072,7 @@ impl ShardBroker {
         let mut to_open: Vec<(String, i32, LogConfig)> = Vec::new();
         for (name, state) in new_topics.iter() {
             for p in 0..state.meta.partitions {
-                if shard_for(name, p, shard_count) != self.shard {
+                if shard_for(name, p, shard_count) != self.shard || !self.hosts(name, p) {
                     continue;
                 }
                 let open = self

@@ -191,6 +191,21 @@ impl QuorumNode {
         self.controller.metadata()
     }
 
+    /// Index of the last entry in this member's log.
+    pub fn last_index(&self) -> u64 {
+        self.raw.raft.raft_log.last_index()
+    }
+
+    /// Index of the last entry applied to the controller.
+    pub fn applied_index(&self) -> u64 {
+        self.raw.raft.raft_log.applied
+    }
+
+    /// The term of the entry at `index`, if this member still has it.
+    pub fn entry_term(&self, index: u64) -> Option<u64> {
+        self.raw.raft.raft_log.term(index).ok()
+    }
+
     /// Records skipped at apply time so far.
     pub fn skipped(&self) -> usize {
         self.skipped

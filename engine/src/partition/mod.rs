@@ -117,6 +117,9 @@ pub struct Partition {
     durable_changed: Notify,
     records_in: Cell<u64>,
     bytes_in: Cell<u64>,
+    /// The high watermark a replicated partition's consumers read up to; `None` on a single
+    /// broker, where it is the log end.
+    high_watermark: Cell<Option<i64>>,
 }
 
 /// Exclusive access to an open partition's log (from [`Partition::write_log`]).
@@ -209,6 +212,7 @@ impl Partition {
             durable_changed: Notify::new(),
             records_in: Cell::new(0),
             bytes_in: Cell::new(0),
+            high_watermark: Cell::new(None),
             log: RwLock::new(Some(log)),
         };
         Ok(Rc::new(partition))
@@ -247,6 +251,50 @@ impl Partition {
     /// Next offset to be written (the high watermark on a single node).
     pub fn log_end_offset(&self) -> i64 {
         self.log_end.get()
+    }
+
+    /// What consumers may read up to: the high watermark of a replicated partition, the log
+    /// end otherwise.
+    pub fn high_watermark(&self) -> i64 {
+        let end = self.log_end.get();
+        self.high_watermark.get().map_or(end, |hw| hw.min(end))
+    }
+
+    /// Sets the high watermark (replication); `None` makes it follow the log end again.
+    /// Wakes fetches waiting for data when it moves.
+    pub fn set_high_watermark(&self, hw: Option<i64>) {
+        if self.high_watermark.replace(hw) != hw {
+            self.appended.notify_all();
+        }
+    }
+
+    /// The replication high watermark, if one was set.
+    pub fn replicated_high_watermark(&self) -> Option<i64> {
+        self.high_watermark.get()
+    }
+
+    /// Raises the high watermark to `hw` (a follower taking its leader's); it never goes back.
+    pub fn raise_high_watermark(&self, hw: i64) {
+        let current = self.high_watermark.get().unwrap_or(0);
+        self.set_high_watermark(Some(current.max(hw)));
+    }
+
+    /// Where this log must be cut so it agrees with the leader's, given the leader's answer
+    /// to OffsetForLeaderEpoch for `requested` (see
+    /// [`crate::cluster::replication::truncation_offset`]).
+    pub async fn truncation_point(
+        &self,
+        requested: i32,
+        answer: (i32, i64),
+    ) -> Result<i64, PartitionError> {
+        let guard = self.read_log().await?;
+        Ok(crate::cluster::replication::truncation_offset(
+            guard.epochs(),
+            guard.next_offset(),
+            self.high_watermark(),
+            requested,
+            answer,
+        ))
     }
 
     /// Every offset below this survives a crash.
@@ -406,15 +454,105 @@ impl Partition {
         })
     }
 
-    /// Resolves once the log end offset is past `offset`, or the partition closed.
-    pub async fn wait_for_data(&self, offset: i64) {
+    /// Resolves once the high watermark (`replica`: the log end) is past `offset`, or the
+    /// partition closed.
+    pub async fn wait_for_data(&self, offset: i64, replica: bool) {
         loop {
             let since = self.appended.generation();
-            if self.closed.get() || self.log_end.get() > offset {
+            let end = if replica {
+                self.log_end.get()
+            } else {
+                self.high_watermark()
+            };
+            if self.closed.get() || end > offset {
                 return;
             }
             self.appended.changed(since).await;
         }
+    }
+
+    /// Stamps later appends with leader epoch `epoch` (this replica now leads in it).
+    pub async fn set_leader_epoch(&self, epoch: i32) -> Result<(), PartitionError> {
+        let mut guard = self.write_log().await?;
+        guard.set_leader_epoch(epoch);
+        Ok(())
+    }
+
+    /// The latest leader epoch in this log's history, if any.
+    pub async fn latest_epoch(&self) -> Result<Option<i32>, PartitionError> {
+        let guard = self.read_log().await?;
+        Ok(guard.epochs().latest().map(|e| e.epoch))
+    }
+
+    /// Appends batches fetched from the leader as they are (offsets and epochs kept; see
+    /// [`PartitionLog::append_replicated`]), in a task of its own. Returns the new log end.
+    pub async fn append_replicated(
+        self: &Rc<Self>,
+        batches: Vec<Bytes>,
+        now_ms: i64,
+    ) -> Result<i64, PartitionError> {
+        let this = Rc::clone(self);
+        glommio::spawn_local(async move {
+            let mut guard = this.write_log().await?;
+            let log = &mut *guard;
+            this.check_failed()?;
+            let mut result = Ok(());
+            let mut appended = false;
+            for batch in batches {
+                let len = batch.len() as u64;
+                let records = records_count(&batch);
+                match log
+                    .append_replicated(BytesMut::from(&batch[..]), now_ms)
+                    .await
+                {
+                    Ok(_) => {
+                        appended = true;
+                        this.records_in.set(this.records_in.get() + records);
+                        this.bytes_in.set(this.bytes_in.get() + len);
+                    }
+                    Err(e) => {
+                        this.record_failure(&e);
+                        result = Err(e);
+                        break;
+                    }
+                }
+            }
+            this.refresh(log);
+            let end = log.next_offset();
+            drop(guard);
+            if appended {
+                this.appended.notify_all();
+            }
+            result?;
+            Ok(end)
+        })
+        .detach()
+        .await
+        .unwrap_or(Err(PartitionError::Cancelled))
+    }
+
+    /// Cuts the log so it ends at `offset` (a follower dropping what diverged from its new
+    /// leader; see [`PartitionLog::truncate_to`]). Durable on return.
+    pub async fn truncate_to(
+        self: &Rc<Self>,
+        offset: i64,
+        now_ms: i64,
+    ) -> Result<(), PartitionError> {
+        let this = Rc::clone(self);
+        glommio::spawn_local(async move {
+            let mut guard = this.write_log().await?;
+            let log = &mut *guard;
+            let offset = offset.max(log.log_start_offset());
+            let result = log.truncate_to(offset, now_ms).await;
+            if let Err(e) = &result {
+                this.record_failure(e);
+            }
+            this.refresh(log);
+            result.map_err(PartitionError::from)
+        })
+        .detach()
+        .await
+        .unwrap_or(Err(PartitionError::Cancelled))
     }
 
     /// Resolves once every offset below `next_offset` is durable (the flusher or a group

@@ -13,18 +13,21 @@
 //! process exits with status 3 (`CliError::Fatal`) instead of leaving half the shards alive.
 
 use std::cell::Cell;
+use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
-use quiver_engine::broker::{ShardBroker, ShardMetrics, ShardSeed};
+use quiver_engine::broker::{Peers, ShardBroker, ShardMetrics, ShardSeed};
 use quiver_engine::rt::{prepare_executor, ExecutorConfig};
 use quiver_transport::protocol::{
     encode_response_frame, ErrorCode, FrameDecoder, FrameError, Response, ResponseHeader,
 };
+use quiver_transport::quic::peers::PeerClient;
 use quiver_transport::quic::stream::{read_frame, write_last_frame, StreamError};
 
 use super::config::Settings;
@@ -37,6 +40,25 @@ pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
 pub const METRICS_PUBLISH: Duration = Duration::from_secs(1);
 /// QUIC application close code for a broker shutting down.
 const CLOSE_SHUTDOWN: u32 = 0;
+
+/// The engine's [`Peers`] over this shard's QUIC client to other brokers.
+struct QuicPeers(PeerClient);
+
+impl Peers for QuicPeers {
+    fn request<'a>(
+        &'a self,
+        addr: &'a str,
+        request: quiver_transport::protocol::Request,
+        timeout: Duration,
+    ) -> Pin<Box<dyn Future<Output = Result<Response, String>> + 'a>> {
+        Box::pin(async move {
+            self.0
+                .request(addr, request, timeout)
+                .await
+                .map_err(|e| e.to_string())
+        })
+    }
+}
 
 /// What shards tell the main thread.
 pub enum ShardEvent {
@@ -137,9 +159,6 @@ async fn run_shard(run: ShardRun) -> Result<(), String> {
         shared,
         events,
     } = run;
-    // Not used yet: the cluster IO shell (controller and replica-fetch traffic) will connect to
-    // the other brokers with it.
-    let _peer_client_config = peer_client_config;
     prepare_executor(&data_dir)
         .await
         .map_err(|e| format!("preparing direct IO in {}: {e}", data_dir.display()))?;
@@ -157,6 +176,14 @@ async fn run_shard(run: ShardRun) -> Result<(), String> {
             return Err(format!("listening on {addr} (UDP): {e}"));
         }
     };
+    if let Some(client_config) = peer_client_config {
+        let peers = PeerClient::new(client_config, format!("quiver-broker-shard-{shard}"))
+            .map_err(|e| format!("the client for other brokers: {e}"))?;
+        if let Err(e) = broker.join_cluster(Rc::new(QuicPeers(peers))).await {
+            broker.shutdown().await;
+            return Err(format!("joining the cluster: {e}"));
+        }
+    }
     let _ = events.send(ShardEvent::Ready);
 
     let connections = Rc::new(Connections::default());

@@ -31,6 +31,10 @@ enum TopicCommand {
         /// Number of partitions. [default: the broker's default]
         #[arg(long)]
         partitions: Option<i32>,
+        /// Copies of each partition, on distinct brokers (a cluster). [default: the broker's
+        /// default]
+        #[arg(long)]
+        replication_factor: Option<i16>,
         /// A topic setting, `key=value` (repeatable), e.g. `retention.ms=86400000`, `flush=always`.
         #[arg(long = "config", value_parser = parse_key_value)]
         configs: Vec<(String, String)>,
@@ -75,9 +79,11 @@ pub fn run(args: TopicArgs) -> Result<(), CliError> {
             TopicCommand::Create {
                 name,
                 partitions,
+                replication_factor,
                 configs,
             } => {
-                let mut topic = NewTopic::new(&name, partitions.unwrap_or(-1));
+                let mut topic = NewTopic::new(&name, partitions.unwrap_or(-1))
+                    .replication_factor(replication_factor.unwrap_or(-1));
                 for (key, value) in configs {
                     topic = topic.config(key, value);
                 }

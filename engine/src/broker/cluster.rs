@@ -1,0 +1,689 @@
+//! A broker as a cluster member (ARCHITECTURE §8): joining (registration and heartbeats to the
+//! active controller), following the metadata image (shard 0 hands every change to every
+//! shard, which opens, closes and takes the role of its partitions), the controller APIs a
+//! controller broker answers, and topic changes through the controller.
+//!
+//! Every broker learns the image from its own controller quorum member if it is a controller,
+//! otherwise by asking the controllers (DescribeCluster) every [`IMAGE_POLL`].
+
+use std::collections::BTreeMap;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::Duration;
+
+use quiver_transport::protocol::{
+    AlterPartitionPartitionResponse, AlterPartitionRequest, AlterPartitionResponse,
+    AlterPartitionTopicResponse, BrokerHeartbeatRequest, BrokerHeartbeatResponse,
+    BrokerRegistrationRequest, BrokerRegistrationResponse, CreateTopicsRequest,
+    CreateTopicsResponse, CreatedTopic, DeleteTopicsRequest, DeleteTopicsResponse,
+    DescribeClusterRequest, DescribeClusterResponse, ErrorCode, RaftMessageRequest,
+    RaftMessageResponse, Request, Response, TopicResult,
+};
+
+use super::controller_shell::{ControllerShell, DecideError, METADATA_LOG_DIR};
+use super::registry::{TopicMeta, TopicTable};
+use super::replica::ClusterSnapshot;
+use super::{Call, Peers, Reply, ShardBroker, TopicConfig, PARTITIONS_MAX};
+use crate::cluster::controller::{ControllerConfig, ControllerError};
+use crate::cluster::metadata::{
+    ClusterMetadata, MetadataRecord, TopicConfig as ClusterTopicConfig,
+};
+use crate::shard::sync::{join_all, LocalBoxFuture};
+
+/// How often a broker that is not a controller asks for the metadata image.
+pub const IMAGE_POLL: Duration = Duration::from_millis(250);
+/// Pause between registration attempts.
+const REGISTER_RETRY: Duration = Duration::from_millis(500);
+/// How long a topic change waits for this broker's image to show it.
+const ADMIN_WAIT: Duration = Duration::from_secs(10);
+
+/// The topic table a cluster image gives.
+fn table_of(image: &ClusterMetadata) -> TopicTable {
+    let mut table = TopicTable::default();
+    for topic in image.topics() {
+        table.topics.insert(
+            topic.name.clone(),
+            TopicMeta {
+                partitions: topic.partition_count(),
+                replication_factor: topic
+                    .partitions
+                    .first()
+                    .map_or(1, |p| i16::try_from(p.replicas.len()).unwrap_or(i16::MAX)),
+                configs: topic.configs.clone(),
+            },
+        );
+    }
+    table
+}
+
+fn controller_code(e: &ControllerError) -> ErrorCode {
+    match e {
+        ControllerError::InvalidRegistration(_) => ErrorCode::InvalidRequest,
+        ControllerError::DuplicateBrokerRegistration { .. } => {
+            ErrorCode::DuplicateBrokerRegistration
+        }
+        ControllerError::UnknownBroker(_) => ErrorCode::BrokerIdNotRegistered,
+        ControllerError::StaleBrokerIncarnation { .. } | ControllerError::BrokerShutDown(_) => {
+            ErrorCode::StaleBrokerEpoch
+        }
+        ControllerError::TopicExists(_) => ErrorCode::TopicAlreadyExists,
+        ControllerError::UnknownTopic(_) | ControllerError::UnknownTopicOrPartition(_) => {
+            ErrorCode::UnknownTopicOrPartition
+        }
+        ControllerError::InvalidTopicName { .. } => ErrorCode::InvalidTopic,
+        ControllerError::InvalidPartitionCount { .. } => ErrorCode::InvalidPartitions,
+        ControllerError::InvalidReplicationFactor { .. }
+        | ControllerError::ReplicationFactorTooLarge { .. } => ErrorCode::InvalidReplicationFactor,
+        ControllerError::InvalidTopicConfig { .. } => ErrorCode::InvalidConfig,
+        ControllerError::FencedLeaderEpoch { .. } => ErrorCode::FencedLeaderEpoch,
+        ControllerError::NotLeader { .. } => ErrorCode::NotLeaderOrFollower,
+        ControllerError::InvalidUpdateVersion { .. } => ErrorCode::InvalidUpdateVersion,
+        ControllerError::IneligibleReplica { .. } => ErrorCode::IneligibleReplica,
+        _ => ErrorCode::InvalidRequest,
+    }
+}
+
+fn decide_code(e: &DecideError) -> (ErrorCode, String) {
+    match e {
+        DecideError::NotController => (
+            ErrorCode::NotController,
+            "this broker is not the active controller".into(),
+        ),
+        DecideError::Refused(e) => (controller_code(e), e.to_string()),
+    }
+}
+
+impl ShardBroker {
+    /// Joins the cluster on this shard: call on every shard after [`ShardBroker::start`],
+    /// with the shard's transport to other brokers. Shard 0 starts the controller quorum
+    /// member (on controllers), follows the image and keeps the broker registered.
+    pub async fn join_cluster(self: &Rc<Self>, peers: Rc<dyn Peers>) -> Result<(), String> {
+        let Some(cluster) = self.config.cluster.clone() else {
+            return Ok(());
+        };
+        *self.peers.borrow_mut() = Some(peers.clone());
+        let ticks = glommio::spawn_local(self.clone().run_leader_ticks()).detach();
+        self.tasks.borrow_mut().push(ticks);
+        if self.shard != 0 {
+            return Ok(());
+        }
+        if cluster.is_controller(self.config.node_id) {
+            let voters: Vec<(i32, String)> = cluster
+                .controllers
+                .iter()
+                .map(|c| (c.id, c.addr.clone()))
+                .collect();
+            let dir = self
+                .config
+                .data_dir
+                .join(super::registry::META_DIR)
+                .join(METADATA_LOG_DIR);
+            let config = ControllerConfig {
+                broker_session_timeout_ms: cluster.broker_session_timeout_ms,
+                default_replication_factor: cluster.default_replication_factor,
+                default_partitions: self.config.topic_defaults.partitions,
+            };
+            let shell = ControllerShell::start(
+                self.config.node_id,
+                &voters,
+                &dir,
+                config,
+                peers,
+                self.controller_stop.clone(),
+            )
+            .await?;
+            *self.controller.borrow_mut() = Some(shell);
+        }
+        let publisher = glommio::spawn_local(self.clone().run_image_follower()).detach();
+        let membership = glommio::spawn_local(self.clone().run_membership()).detach();
+        self.tasks.borrow_mut().extend([publisher, membership]);
+        Ok(())
+    }
+
+    fn controller_shell(&self) -> Option<Rc<ControllerShell>> {
+        self.controller.borrow().clone()
+    }
+
+    /// Shard 0: hands every new image to every shard.
+    async fn run_image_follower(self: Rc<Self>) {
+        let mut last: Option<(i64, i32)> = None;
+        loop {
+            if self.stopping.is_set() {
+                return;
+            }
+            let snapshot = match self.controller_shell() {
+                Some(shell) => {
+                    let since = shell.changed.generation();
+                    let snapshot = shell.snapshot();
+                    if last == Some((snapshot.metadata_offset, snapshot.controller_id)) {
+                        futures_lite::future::or(
+                            shell.changed.changed(since),
+                            self.stopping.wait(),
+                        )
+                        .await;
+                        continue;
+                    }
+                    snapshot
+                }
+                None => {
+                    let fetched = self.fetch_image().await;
+                    match fetched {
+                        Ok(s) if last != Some((s.metadata_offset, s.controller_id)) => Arc::new(s),
+                        _ => {
+                            futures_lite::future::or(
+                                glommio::timer::sleep(IMAGE_POLL),
+                                self.stopping.wait(),
+                            )
+                            .await;
+                            continue;
+                        }
+                    }
+                }
+            };
+            last = Some((snapshot.metadata_offset, snapshot.controller_id));
+            self.broadcast_cluster(snapshot).await;
+        }
+    }
+
+    /// A broker that is not a controller asks the controllers for the image.
+    async fn fetch_image(&self) -> Result<ClusterSnapshot, String> {
+        let response = self
+            .controller_request(Request::DescribeCluster(DescribeClusterRequest::default()))
+            .await?;
+        let Response::DescribeCluster(r) = response else {
+            return Err("unexpected answer to DescribeCluster".into());
+        };
+        if !r.error_code.is_ok() {
+            return Err(format!("DescribeCluster: {:?}", r.error_code));
+        }
+        let image = ClusterMetadata::decode_image(&r.image).map_err(|e| e.to_string())?;
+        Ok(ClusterSnapshot {
+            image,
+            controller_id: r.controller_id,
+            metadata_offset: r.metadata_offset,
+        })
+    }
+
+    /// Sends `snapshot` to every shard (this one included) and waits for all.
+    async fn broadcast_cluster(self: &Rc<Self>, snapshot: Arc<ClusterSnapshot>) {
+        let runs: Vec<LocalBoxFuture<'_, ()>> = (0..self.config.shard_count)
+            .map(|s| {
+                let snapshot = snapshot.clone();
+                Box::pin(async move {
+                    if s == self.shard {
+                        self.adopt_cluster(snapshot).await;
+                    } else if let Err(e) = self.call(s, Call::Cluster(snapshot)).await {
+                        eprintln!("quiver: shard {s} did not take the cluster image: {e}");
+                    }
+                }) as LocalBoxFuture<'_, ()>
+            })
+            .collect();
+        join_all(runs).await;
+    }
+
+    /// Adopts a cluster snapshot on this shard: partitions, then roles.
+    pub(crate) async fn adopt_cluster(self: &Rc<Self>, snapshot: Arc<ClusterSnapshot>) {
+        *self.cluster.borrow_mut() = Some(snapshot.clone());
+        let failures = self.apply(&table_of(&snapshot.image)).await;
+        for (topic, p, reason) in failures {
+            eprintln!(
+                "quiver: shard {}: {topic}-{p} failed to open: {reason}",
+                self.shard
+            );
+        }
+        self.adopt_roles(&snapshot).await;
+    }
+
+    /// Shard 0: registers with the controller, then heartbeats; registers again when the
+    /// controller no longer knows this process.
+    async fn run_membership(self: Rc<Self>) {
+        let Some(cluster) = self.config.cluster.clone() else {
+            return;
+        };
+        let interval = Duration::from_millis(cluster.broker_heartbeat_interval_ms);
+        let incarnation = self.incarnation;
+        let listener = format!("{}:{}", self.config.advertised_host, self.config.base_port);
+        'register: loop {
+            let broker_epoch = loop {
+                if self.stopping.is_set() {
+                    return;
+                }
+                let request = Request::BrokerRegistration(BrokerRegistrationRequest {
+                    broker_id: self.config.node_id,
+                    incarnation_id: incarnation,
+                    listener: listener.clone(),
+                    rack: None,
+                    shards: i32::try_from(self.config.shard_count).unwrap_or(i32::MAX),
+                });
+                match self.controller_request(request).await {
+                    Ok(Response::BrokerRegistration(r)) if r.error_code.is_ok() => {
+                        break r.broker_epoch;
+                    }
+                    _ => {
+                        futures_lite::future::or(
+                            glommio::timer::sleep(REGISTER_RETRY),
+                            self.stopping.wait(),
+                        )
+                        .await;
+                    }
+                }
+            };
+            self.broker_epoch.set(broker_epoch);
+            loop {
+                if self.stopping.is_set() {
+                    return;
+                }
+                let request = Request::BrokerHeartbeat(BrokerHeartbeatRequest {
+                    broker_id: self.config.node_id,
+                    broker_epoch,
+                    incarnation_id: incarnation,
+                    metadata_offset: self.snapshot().map_or(-1, |s| s.metadata_offset),
+                    want_fence: false,
+                    want_shutdown: false,
+                });
+                if let Ok(Response::BrokerHeartbeat(r)) = self.controller_request(request).await {
+                    if r.error_code == ErrorCode::StaleBrokerEpoch
+                        || r.error_code == ErrorCode::BrokerIdNotRegistered
+                    {
+                        continue 'register;
+                    }
+                }
+                futures_lite::future::or(glommio::timer::sleep(interval), self.stopping.wait())
+                    .await;
+            }
+        }
+    }
+
+    /// Tells the controller this broker is stopping (best effort), so its leaderships move
+    /// now and its next start may register at once.
+    pub(crate) async fn leave_cluster(&self) {
+        if self.shard != 0 || self.config.cluster.is_none() || self.broker_epoch.get() < 0 {
+            return;
+        }
+        let request = Request::BrokerHeartbeat(BrokerHeartbeatRequest {
+            broker_id: self.config.node_id,
+            broker_epoch: self.broker_epoch.get(),
+            incarnation_id: self.incarnation,
+            metadata_offset: self.snapshot().map_or(-1, |s| s.metadata_offset),
+            want_fence: false,
+            want_shutdown: true,
+        });
+        let _ = futures_lite::future::or(
+            async { self.controller_request(request).await.map(drop) },
+            async {
+                glommio::timer::sleep(Duration::from_secs(2)).await;
+                Err(String::new())
+            },
+        )
+        .await;
+    }
+
+    /// The controller APIs and DescribeCluster.
+    pub(crate) async fn cluster_request(&self, request: Request) -> Response {
+        match request {
+            Request::RaftMessage(r) => self.raft_message(r).into(),
+            Request::DescribeCluster(_) => self.describe_cluster().into(),
+            Request::BrokerRegistration(r) => self.register(r).await.into(),
+            Request::BrokerHeartbeat(r) => self.broker_heartbeat(r).await.into(),
+            Request::AlterPartition(r) => self.alter_partition_here(r).await.into(),
+            _ => Response::Rejected(ErrorCode::InvalidRequest),
+        }
+    }
+
+    fn raft_message(&self, r: RaftMessageRequest) -> RaftMessageResponse {
+        let error_code = match self.controller_shell() {
+            None => ErrorCode::NotController,
+            Some(shell) => match shell.receive(&r.message) {
+                Ok(()) => ErrorCode::None,
+                Err(_) => ErrorCode::InvalidRequest,
+            },
+        };
+        RaftMessageResponse { error_code }
+    }
+
+    fn describe_cluster(&self) -> DescribeClusterResponse {
+        let snapshot = self
+            .controller_shell()
+            .map(|s| s.snapshot())
+            .or_else(|| self.snapshot());
+        match snapshot {
+            Some(s) => DescribeClusterResponse {
+                throttle_time_ms: 0,
+                error_code: ErrorCode::None,
+                error_message: None,
+                cluster_id: self.config.cluster_id.clone(),
+                controller_id: s.controller_id,
+                metadata_offset: s.metadata_offset,
+                image: s.image.encode_image().into(),
+            },
+            None => DescribeClusterResponse {
+                throttle_time_ms: 0,
+                error_code: if self.clustered() {
+                    ErrorCode::LeaderNotAvailable
+                } else {
+                    ErrorCode::None
+                },
+                error_message: self
+                    .clustered()
+                    .then(|| "this broker has no cluster metadata yet".to_string()),
+                cluster_id: self.config.cluster_id.clone(),
+                controller_id: -1,
+                metadata_offset: -1,
+                image: Default::default(),
+            },
+        }
+    }
+
+    async fn register(&self, r: BrokerRegistrationRequest) -> BrokerRegistrationResponse {
+        let failed = |(code, message): (ErrorCode, String)| BrokerRegistrationResponse {
+            throttle_time_ms: 0,
+            error_code: code,
+            error_message: Some(message),
+            broker_epoch: -1,
+        };
+        let Some(shell) = self.controller_shell() else {
+            return failed((ErrorCode::NotController, "not a controller".into()));
+        };
+        let id = r.broker_id;
+        let incarnation = r.incarnation_id as u64;
+        let decided = shell
+            .decide(move |c, now| {
+                c.register_broker(id, incarnation, &r.listener, r.rack.as_deref(), now)
+            })
+            .await;
+        if let Err(e) = decided {
+            return failed(decide_code(&e));
+        }
+        match shell.snapshot().image.broker(id) {
+            Some(b) if b.incarnation == incarnation => BrokerRegistrationResponse {
+                throttle_time_ms: 0,
+                error_code: ErrorCode::None,
+                error_message: None,
+                broker_epoch: b.epoch,
+            },
+            _ => failed((
+                ErrorCode::NotController,
+                "the registration was not applied; retry".into(),
+            )),
+        }
+    }
+
+    async fn broker_heartbeat(&self, r: BrokerHeartbeatRequest) -> BrokerHeartbeatResponse {
+        let failed = |(code, message): (ErrorCode, String)| BrokerHeartbeatResponse {
+            throttle_time_ms: 0,
+            error_code: code,
+            error_message: Some(message),
+            is_caught_up: false,
+            is_fenced: true,
+            should_shutdown: false,
+        };
+        let Some(shell) = self.controller_shell() else {
+            return failed((ErrorCode::NotController, "not a controller".into()));
+        };
+        let id = r.broker_id;
+        let incarnation = r.incarnation_id as u64;
+        let caught_up = r.metadata_offset >= 0;
+        let shutdown = r.want_shutdown;
+        let decided = shell
+            .decide(move |c, now| {
+                if shutdown {
+                    c.shutdown_broker(id, incarnation)
+                } else {
+                    c.heartbeat(id, incarnation, caught_up, now)
+                }
+            })
+            .await;
+        if let Err(e) = decided {
+            return failed(decide_code(&e));
+        }
+        let fenced = shell.snapshot().image.broker(id).is_none_or(|b| b.fenced);
+        BrokerHeartbeatResponse {
+            throttle_time_ms: 0,
+            error_code: ErrorCode::None,
+            error_message: None,
+            is_caught_up: caught_up,
+            is_fenced: fenced,
+            should_shutdown: shutdown,
+        }
+    }
+
+    async fn alter_partition_here(&self, r: AlterPartitionRequest) -> AlterPartitionResponse {
+        let Some(shell) = self.controller_shell() else {
+            return AlterPartitionResponse {
+                throttle_time_ms: 0,
+                error_code: ErrorCode::NotController,
+                topics: Vec::new(),
+            };
+        };
+        let mut topics = Vec::with_capacity(r.topics.len());
+        for t in r.topics {
+            let mut partitions = Vec::with_capacity(t.partitions.len());
+            for p in t.partitions {
+                let (broker, name, index) = (r.broker_id, t.name.clone(), p.partition);
+                let (le, pe, isr) = (p.leader_epoch, p.partition_epoch, p.new_isr.clone());
+                let decided = shell
+                    .decide(move |c, _| c.alter_partition(broker, &name, index, le, pe, &isr))
+                    .await;
+                let snapshot = shell.snapshot();
+                let state = snapshot.image.partition(&t.name, p.partition);
+                let error_code = match &decided {
+                    Ok(()) => ErrorCode::None,
+                    Err(e) => decide_code(e).0,
+                };
+                partitions.push(AlterPartitionPartitionResponse {
+                    partition: p.partition,
+                    error_code,
+                    leader_id: state.and_then(|s| s.leader).unwrap_or(-1),
+                    leader_epoch: state.map_or(-1, |s| s.leader_epoch),
+                    isr: state.map(|s| s.isr.clone()).unwrap_or_default(),
+                    partition_epoch: state.map_or(-1, |s| s.partition_epoch),
+                });
+            }
+            topics.push(AlterPartitionTopicResponse {
+                name: t.name,
+                partitions,
+            });
+        }
+        AlterPartitionResponse {
+            throttle_time_ms: 0,
+            error_code: ErrorCode::None,
+            topics,
+        }
+    }
+
+    /// A topic change in a cluster: decided by the active controller (here, or forwarded to
+    /// it); answered once this broker's image shows it.
+    pub(crate) async fn cluster_admin(&self, request: Request) -> Response {
+        let leader_here = self.controller_shell().is_some_and(|s| s.is_leader());
+        if !leader_here {
+            let known = self.snapshot().map_or(-1, |s| s.controller_id);
+            if known < 0 || known == self.config.node_id {
+                return Response::Rejected(ErrorCode::NotController);
+            }
+            let forwarded = self.controller_request(request.clone()).await;
+            let Ok(response) = forwarded else {
+                return Response::Rejected(ErrorCode::NotController);
+            };
+            self.await_image(&request).await;
+            return response;
+        }
+        let response = match request.clone() {
+            Request::CreateTopics(r) => self.create_topics_in_cluster(r).await.into(),
+            Request::DeleteTopics(r) => self.delete_topics_in_cluster(r).await.into(),
+            Request::AlterTopicConfigs(_) => Response::Rejected(ErrorCode::InvalidRequest),
+            _ => Response::Rejected(ErrorCode::InvalidRequest),
+        };
+        self.await_image(&request).await;
+        response
+    }
+
+    /// Waits (bounded) until the image this shard follows reflects a topic change.
+    async fn await_image(&self, request: &Request) {
+        let deadline = std::time::Instant::now() + ADMIN_WAIT;
+        loop {
+            let done = match (request, self.snapshot()) {
+                (_, None) => false,
+                (Request::CreateTopics(r), Some(s)) => {
+                    r.topics.iter().all(|t| s.image.topic(&t.name).is_some())
+                }
+                (Request::DeleteTopics(r), Some(s)) => {
+                    r.names.iter().all(|n| s.image.topic(n).is_none())
+                }
+                _ => true,
+            };
+            if done || std::time::Instant::now() >= deadline || self.stopping.is_set() {
+                return;
+            }
+            glommio::timer::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    async fn create_topics_in_cluster(&self, request: CreateTopicsRequest) -> CreateTopicsResponse {
+        let Some(shell) = self.controller_shell() else {
+            return CreateTopicsResponse {
+                throttle_time_ms: 0,
+                topics: Vec::new(),
+            };
+        };
+        let mut results = Vec::with_capacity(request.topics.len());
+        for t in &request.topics {
+            let failed = |code, message: String| CreatedTopic {
+                name: t.name.clone(),
+                error_code: code,
+                error_message: Some(message),
+                partition_count: -1,
+                replication_factor: -1,
+            };
+            if t.partition_count != -1 && !(1..=PARTITIONS_MAX).contains(&t.partition_count) {
+                results.push(failed(
+                    ErrorCode::InvalidPartitions,
+                    format!(
+                        "partition count {} is outside 1..={PARTITIONS_MAX} (or -1 for the default)",
+                        t.partition_count
+                    ),
+                ));
+                continue;
+            }
+            let configs = match self.parse_overrides(&BTreeMap::new(), &t.configs, false) {
+                Ok(c) => c,
+                Err((code, message)) => {
+                    results.push(failed(code, message));
+                    continue;
+                }
+            };
+            let resolved = match TopicConfig::resolve(
+                &self.config.topic_defaults.config,
+                &configs,
+                self.config.max_message_bytes_max(),
+            ) {
+                Ok(c) => c,
+                Err(e) => {
+                    results.push(failed(ErrorCode::InvalidConfig, e.to_string()));
+                    continue;
+                }
+            };
+            let controller_config = ClusterTopicConfig {
+                min_insync_replicas: resolved.min_insync_replicas,
+                unclean_leader_election: resolved.unclean_leader_election_enable,
+            };
+            let name = t.name.clone();
+            let partitions = (t.partition_count != -1).then_some(t.partition_count);
+            let rf = (t.replication_factor != -1).then_some(i32::from(t.replication_factor));
+            let validate_only = request.validate_only;
+            let keys = configs.clone();
+            let decided = shell
+                .decide(move |c, _| {
+                    let mut records = c.create_topic(&name, partitions, rf, controller_config)?;
+                    if validate_only {
+                        return Ok(Vec::new());
+                    }
+                    let topic_id = records.iter().find_map(|r| match r {
+                        MetadataRecord::CreateTopic { topic_id, .. } => Some(*topic_id),
+                        _ => None,
+                    });
+                    if let (Some(topic_id), false) = (topic_id, keys.is_empty()) {
+                        records.push(MetadataRecord::AlterTopicConfigs {
+                            name: name.clone(),
+                            topic_id,
+                            configs: keys,
+                        });
+                    }
+                    Ok(records)
+                })
+                .await;
+            match decided {
+                Ok(()) => {
+                    let image = shell.snapshot();
+                    let topic = image.image.topic(&t.name);
+                    results.push(CreatedTopic {
+                        name: t.name.clone(),
+                        error_code: ErrorCode::None,
+                        error_message: None,
+                        partition_count: topic.map_or(t.partition_count, |t| t.partition_count()),
+                        replication_factor: topic
+                            .and_then(|t| t.partitions.first())
+                            .map_or(t.replication_factor, |p| {
+                                i16::try_from(p.replicas.len()).unwrap_or(i16::MAX)
+                            }),
+                    });
+                }
+                Err(e) => {
+                    let (code, message) = decide_code(&e);
+                    results.push(failed(code, message));
+                }
+            }
+        }
+        CreateTopicsResponse {
+            throttle_time_ms: 0,
+            topics: results,
+        }
+    }
+
+    async fn delete_topics_in_cluster(&self, request: DeleteTopicsRequest) -> DeleteTopicsResponse {
+        let Some(shell) = self.controller_shell() else {
+            return DeleteTopicsResponse {
+                throttle_time_ms: 0,
+                topics: Vec::new(),
+            };
+        };
+        let mut results = Vec::with_capacity(request.names.len());
+        for name in request.names {
+            let n = name.clone();
+            let decided = shell.decide(move |c, _| c.delete_topic(&n)).await;
+            let (error_code, error_message) = match decided {
+                Ok(()) => (ErrorCode::None, None),
+                Err(e) => {
+                    let (code, message) = decide_code(&e);
+                    (code, Some(message))
+                }
+            };
+            results.push(TopicResult {
+                name,
+                error_code,
+                error_message,
+            });
+        }
+        DeleteTopicsResponse {
+            throttle_time_ms: 0,
+            topics: results,
+        }
+    }
+
+    /// Runs a [`Call::Cluster`] from shard 0.
+    pub(crate) async fn cluster_call(self: &Rc<Self>, snapshot: Arc<ClusterSnapshot>) -> Reply {
+        self.adopt_cluster(snapshot).await;
+        Reply::Wait
+    }
+}
+
+/// The live brokers of an image with their `host` and base port, for Metadata.
+pub(crate) fn broker_addresses(image: &ClusterMetadata) -> Vec<(i32, String, u16)> {
+    image
+        .brokers()
+        .filter(|b| !b.fenced)
+        .filter_map(|b| {
+            let (host, port) = b.listener.rsplit_once(':')?;
+            Some((b.id, host.to_string(), port.parse().ok()?))
+        })
+        .collect()
+}

@@ -1,0 +1,512 @@
+//! Three `quiver broker` processes as one cluster on 127.0.0.1 (issue "Cluster", item 5): a
+//! topic with replication factor 3 and `min.insync.replicas=2`, an idempotent `acks=all`
+//! producer at a steady rate, and a failure in the middle:
+//!
+//! - `kill -9` of the leader of partition 0; producing resumes after the election; the broker
+//!   restarts and rejoins the ISR;
+//! - `kill -9` of the active controller (Raft elects another);
+//! - `SIGSTOP` of a follower for longer than `replica.lag.time.max.ms` (the ISR shrinks, writes
+//!   go on with two replicas), then `SIGCONT` (it catches up and rejoins).
+//!
+//! Each ends with every acknowledged record read back once, in send order per partition, at
+//! the offset its delivery reported, and with the three replicas' logs identical.
+
+mod common;
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use common::broker::{free_udp_ports, BrokerProcess};
+use quiver_transport::client::{
+    Admin, Client, ClientConfig, Consumer, ConsumerConfig, NewTopic, Producer, ProducerConfig,
+    ProducerRecord, TopicPartition,
+};
+use quiver_transport::protocol::Acks;
+use quiver_transport::quic::Trust;
+
+const TOPIC: &str = "replicated";
+const PARTITIONS: i32 = 2;
+const NODES: usize = 3;
+const WAIT_MAX: Duration = Duration::from_secs(60);
+const SESSION_TIMEOUT_MS: &str = "3000";
+const LAG_TIME_MAX_MS: &str = "3000";
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("tokio runtime")
+}
+
+/// Three brokers, all controllers, sharing one CA.
+struct Cluster {
+    _dir: tempfile::TempDir,
+    tls: PathBuf,
+    data: Vec<PathBuf>,
+    ports: Vec<u16>,
+    nodes: Vec<Option<BrokerProcess>>,
+}
+
+impl Cluster {
+    fn start() -> Cluster {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let tls = dir.path().join("tls");
+        let out = common::quiver(&["cluster", "certs", "--dir", tls.to_str().expect("utf-8")]);
+        assert!(out.status.success(), "certs: {}", common::stderr_of(&out));
+        let ports: Vec<u16> = (0..NODES).map(|_| free_udp_ports(1)).collect();
+        let data: Vec<PathBuf> = (0..NODES)
+            .map(|i| dir.path().join(format!("node-{i}")))
+            .collect();
+        let mut cluster = Cluster {
+            _dir: dir,
+            tls,
+            data,
+            ports,
+            nodes: (0..NODES).map(|_| None).collect(),
+        };
+        for i in 0..NODES {
+            cluster.start_node(i);
+        }
+        cluster
+    }
+
+    fn controllers(&self) -> String {
+        self.ports
+            .iter()
+            .enumerate()
+            .map(|(i, p)| format!("{i}@127.0.0.1:{p}"))
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    fn start_node(&mut self, i: usize) {
+        let controllers = self.controllers();
+        let cert = self.tls.join("broker.pem");
+        let key = self.tls.join("broker-key.pem");
+        let ca = self.tls.join("ca.pem");
+        let id = i.to_string();
+        let args = [
+            "--node-id",
+            id.as_str(),
+            "--controllers",
+            controllers.as_str(),
+            "--tls-cert",
+            cert.to_str().expect("utf-8"),
+            "--tls-key",
+            key.to_str().expect("utf-8"),
+            "--tls-ca",
+            ca.to_str().expect("utf-8"),
+            "--broker-session-timeout-ms",
+            SESSION_TIMEOUT_MS,
+            "--broker-heartbeat-interval-ms",
+            "500",
+            "--replica-lag-time-max-ms",
+            LAG_TIME_MAX_MS,
+        ];
+        self.nodes[i] = Some(BrokerProcess::start_on(
+            &self.data[i],
+            1,
+            self.ports[i],
+            &args,
+        ));
+    }
+
+    fn kill9(&mut self, i: usize) {
+        self.nodes[i].take().expect("running").kill9();
+    }
+
+    fn signal(&self, i: usize, signal: i32) {
+        let pid = self.nodes[i].as_ref().expect("running").pid();
+        // SAFETY: kill(2) on our own child's pid.
+        unsafe { libc::kill(pid as i32, signal) };
+    }
+
+    fn config(&self) -> ClientConfig {
+        let trust = Trust::from_pem_file(&self.tls.join("ca.pem")).expect("the CA loads");
+        let bootstrap = self
+            .ports
+            .iter()
+            .map(|p| format!("127.0.0.1:{p}"))
+            .collect::<Vec<_>>()
+            .join(",");
+        ClientConfig {
+            request_timeout: Duration::from_secs(5),
+            ..ClientConfig::new(bootstrap, trust)
+        }
+    }
+
+    fn stderr(&self) -> String {
+        self.nodes
+            .iter()
+            .enumerate()
+            .filter_map(|(i, n)| n.as_ref().map(|n| format!("--- node {i}\n{}", n.stderr())))
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    /// Stops every running broker (SIGTERM) so their logs can be read.
+    fn stop_all(&mut self) {
+        for node in self.nodes.iter_mut() {
+            if let Some(n) = node.take() {
+                n.stop();
+            }
+        }
+    }
+}
+
+/// Leader and ISR of each partition of [`TOPIC`], and the active controller.
+async fn partition_states(client: &Client) -> Option<(i32, Vec<(i32, Vec<i32>)>)> {
+    let metadata = client.metadata(Some(vec![TOPIC.into()])).await.ok()?;
+    let topic = metadata.topics.into_iter().next()?;
+    if !topic.error_code.is_ok() {
+        return None;
+    }
+    Some((
+        metadata.controller_id,
+        topic
+            .partitions
+            .into_iter()
+            .map(|p| (p.leader_id, p.isr))
+            .collect(),
+    ))
+}
+
+/// Waits until every partition has a leader and an ISR of `isr` brokers.
+async fn wait_for_isr(client: &Client, isr: usize, cluster: &Cluster) {
+    let deadline = Instant::now() + WAIT_MAX;
+    loop {
+        if let Some((_, parts)) = partition_states(client).await {
+            if parts.len() == PARTITIONS as usize
+                && parts.iter().all(|(l, i)| *l >= 0 && i.len() == isr)
+            {
+                return;
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no ISR of {isr} within {WAIT_MAX:?}: {:?}\n{}",
+            partition_states(client).await,
+            cluster.stderr()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+fn value_of(i: usize) -> Bytes {
+    Bytes::from(format!("rec-{i:06}"))
+}
+
+fn seq_of(value: &[u8]) -> usize {
+    std::str::from_utf8(value)
+        .ok()
+        .and_then(|v| v.strip_prefix("rec-"))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("unexpected value {value:?}"))
+}
+
+/// Acknowledged records (record, partition, offset) and the count of failed ones.
+type Outcome = (Vec<(usize, i32, i64)>, usize);
+
+/// A producer sending one record every 2 ms to alternating partitions until told to stop;
+/// returns what was acknowledged: (record, partition, offset), and how many failed.
+struct SteadyProducer {
+    stop: tokio::sync::watch::Sender<bool>,
+    task: tokio::task::JoinHandle<Outcome>,
+    acked: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl SteadyProducer {
+    async fn start(config: ClientConfig) -> SteadyProducer {
+        let producer = Producer::connect(
+            config,
+            ProducerConfig {
+                acks: Acks::All,
+                linger: Duration::from_millis(2),
+                retry_backoff: Duration::from_millis(50),
+                retry_backoff_max: Duration::from_millis(500),
+                request_timeout: Duration::from_secs(5),
+                delivery_timeout: Duration::from_secs(50),
+                ..ProducerConfig::default()
+            },
+        )
+        .await
+        .expect("producer connects");
+        let (stop, mut stopped) = tokio::sync::watch::channel(false);
+        let acked = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counter = acked.clone();
+        let task = tokio::spawn(async move {
+            let mut pending = Vec::new();
+            let mut i = 0usize;
+            while !*stopped.borrow() && i < 40_000 {
+                let record = ProducerRecord::new(TOPIC, value_of(i)).with_partition(i as i32 % 2);
+                let delivery = producer.send(record).await.expect("send queues");
+                let counter = counter.clone();
+                pending.push(tokio::spawn(async move {
+                    let meta = delivery.await;
+                    if meta.is_ok() {
+                        counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    }
+                    (i, meta.map(|m| (m.partition, m.offset)))
+                }));
+                i += 1;
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_millis(2)) => {}
+                    _ = stopped.changed() => {}
+                }
+            }
+            let mut acked = Vec::new();
+            let mut failed = 0;
+            for p in pending {
+                match p.await.expect("delivery task") {
+                    (i, Ok((partition, offset))) => acked.push((i, partition, offset)),
+                    (_, Err(_)) => failed += 1,
+                }
+            }
+            producer.close().await.expect("close");
+            (acked, failed)
+        });
+        SteadyProducer { stop, task, acked }
+    }
+
+    fn acked(&self) -> usize {
+        self.acked.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Waits until `more` further records were acknowledged.
+    async fn wait_for_progress(&self, more: usize, what: &str, cluster: &Cluster) {
+        let target = self.acked() + more;
+        let deadline = Instant::now() + WAIT_MAX;
+        while self.acked() < target {
+            assert!(
+                Instant::now() < deadline,
+                "producing did not resume {what}: {} acked\n{}",
+                self.acked(),
+                cluster.stderr()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    async fn finish(self) -> Outcome {
+        let _ = self.stop.send(true);
+        self.task.await.expect("producer task")
+    }
+}
+
+/// Every record of [`TOPIC`] up to the high watermark, per partition: (offset, value).
+async fn read_all(config: ClientConfig) -> BTreeMap<i32, Vec<(i64, Bytes)>> {
+    let admin = Admin::connect(config.clone()).await.expect("admin");
+    let tps: Vec<TopicPartition> = (0..PARTITIONS)
+        .map(|p| TopicPartition::new(TOPIC, p))
+        .collect();
+    let ends = admin
+        .list_offsets(
+            &tps.iter()
+                .map(|tp| (tp.clone(), quiver_transport::protocol::OffsetSpec::Latest))
+                .collect::<Vec<_>>(),
+        )
+        .await
+        .expect("high watermarks");
+    let mut consumer = Consumer::connect(config, ConsumerConfig::default())
+        .await
+        .expect("consumer connects");
+    consumer.assign(tps.clone());
+    consumer.seek_to_beginning(&tps).await.expect("seek");
+    let mut out: BTreeMap<i32, Vec<(i64, Bytes)>> = BTreeMap::new();
+    let deadline = Instant::now() + WAIT_MAX;
+    let done = |out: &BTreeMap<i32, Vec<(i64, Bytes)>>| {
+        ends.iter().all(|(tp, end)| {
+            out.get(&tp.partition)
+                .and_then(|v| v.last())
+                .map_or(end.offset == 0, |(o, _)| o + 1 >= end.offset)
+        })
+    };
+    while !done(&out) {
+        assert!(Instant::now() < deadline, "read only {out:?} of {ends:?}");
+        for r in consumer
+            .poll(Duration::from_millis(300))
+            .await
+            .expect("poll")
+        {
+            out.entry(r.partition)
+                .or_default()
+                .push((r.offset, r.value.expect("value")));
+        }
+    }
+    out
+}
+
+/// Each acknowledged record once, in send order per partition, where its delivery said.
+fn check_acked_records(log: &BTreeMap<i32, Vec<(i64, Bytes)>>, acked: &[(usize, i32, i64)]) {
+    let mut where_is: HashMap<usize, (i32, i64)> = HashMap::new();
+    for (partition, records) in log {
+        let mut last: Option<usize> = None;
+        for (offset, value) in records {
+            let seq = seq_of(value);
+            if let Some(prev) = where_is.insert(seq, (*partition, *offset)) {
+                panic!("record {seq} is in the log twice: at {prev:?} and ({partition}, {offset})");
+            }
+            if let Some(last) = last {
+                assert!(last < seq, "partition {partition}: {seq} follows {last}");
+            }
+            last = Some(seq);
+        }
+    }
+    for &(i, partition, offset) in acked {
+        assert_eq!(
+            where_is.get(&i),
+            Some(&(partition, offset)),
+            "acknowledged record {i} at ({partition}, {offset}) is not there"
+        );
+    }
+}
+
+/// The bytes of every segment of a partition's replica, concatenated in file-name order:
+/// equal replicas hold equal bytes (logs are stored as the leader wrote them).
+fn replica_bytes(data: &Path, partition: i32) -> Vec<u8> {
+    let dir = data.join(format!("{TOPIC}-{partition}"));
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "log"))
+        .collect();
+    files.sort();
+    let mut bytes = Vec::new();
+    for f in files {
+        let mut content = std::fs::read(&f).expect("segment reads");
+        // Segments are preallocated: drop the zero tail.
+        while content.last() == Some(&0) {
+            content.pop();
+        }
+        bytes.extend(content);
+    }
+    bytes
+}
+
+fn check_replicas_identical(cluster: &Cluster) {
+    for p in 0..PARTITIONS {
+        let first = replica_bytes(&cluster.data[0], p);
+        assert!(!first.is_empty(), "partition {p} is empty on node 0");
+        for (i, data) in cluster.data.iter().enumerate().skip(1) {
+            assert!(
+                replica_bytes(data, p) == first,
+                "partition {p}: node {i}'s log differs from node 0's"
+            );
+        }
+    }
+}
+
+/// Creates the topic once the cluster can place 3 replicas.
+async fn create_topic(config: ClientConfig, cluster: &Cluster) {
+    let admin = Admin::connect(config).await.expect("admin");
+    let deadline = Instant::now() + WAIT_MAX;
+    loop {
+        let created = admin
+            .create_topic(
+                NewTopic::new(TOPIC, PARTITIONS)
+                    .replication_factor(3)
+                    .config("min.insync.replicas", "2"),
+            )
+            .await;
+        match created {
+            Ok(()) => return,
+            // An earlier attempt whose answer was lost (e.g. during the first election).
+            Err(e) if e.to_string().contains("already exists") => return,
+            Err(e) => assert!(
+                Instant::now() < deadline,
+                "the topic was not created: {e}\n{}",
+                cluster.stderr()
+            ),
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+}
+
+enum Failure {
+    KillLeader,
+    KillController,
+    PauseFollower,
+}
+
+fn run(failure: Failure) {
+    let mut cluster = Cluster::start();
+    let rt = runtime();
+    let config = cluster.config();
+    rt.block_on(async {
+        create_topic(config.clone(), &cluster).await;
+        let client = Client::connect(config.clone()).await.expect("client");
+        wait_for_isr(&client, 3, &cluster).await;
+        let producer = SteadyProducer::start(config.clone()).await;
+        producer
+            .wait_for_progress(300, "at the start", &cluster)
+            .await;
+        let (controller, parts) = partition_states(&client).await.expect("metadata");
+        let victim = match failure {
+            Failure::KillLeader => parts[0].0,
+            Failure::KillController => controller,
+            // A follower of partition 0.
+            Failure::PauseFollower => parts[0]
+                .1
+                .iter()
+                .copied()
+                .find(|r| *r != parts[0].0)
+                .expect("a follower"),
+        };
+        assert!(victim >= 0, "no victim in {controller} {parts:?}");
+        let victim = victim as usize;
+        match failure {
+            Failure::KillLeader | Failure::KillController => {
+                cluster.kill9(victim);
+                producer
+                    .wait_for_progress(300, "after the kill", &cluster)
+                    .await;
+                wait_for_isr(&client, 2, &cluster).await;
+                tokio::task::block_in_place(|| cluster.start_node(victim));
+            }
+            Failure::PauseFollower => {
+                cluster.signal(victim, libc::SIGSTOP);
+                wait_for_isr(&client, 2, &cluster).await;
+                producer
+                    .wait_for_progress(300, "with a follower paused", &cluster)
+                    .await;
+                cluster.signal(victim, libc::SIGCONT);
+            }
+        }
+        wait_for_isr(&client, 3, &cluster).await;
+        producer
+            .wait_for_progress(300, "after the broker came back", &cluster)
+            .await;
+        let (acked, failed) = producer.finish().await;
+        assert!(
+            acked.len() > 900,
+            "only {} records acknowledged",
+            acked.len()
+        );
+        eprintln!("acknowledged {}, failed {failed}", acked.len());
+        let log = read_all(config.clone()).await;
+        check_acked_records(&log, &acked);
+        // Let followers fetch the last records before the logs are compared.
+        wait_for_isr(&client, 3, &cluster).await;
+        tokio::time::sleep(Duration::from_secs(2)).await;
+    });
+    cluster.stop_all();
+    check_replicas_identical(&cluster);
+}
+
+#[test]
+fn killing_a_partition_leader_loses_no_acknowledged_record() {
+    run(Failure::KillLeader);
+}
+
+#[test]
+fn killing_the_active_controller_loses_no_acknowledged_record() {
+    run(Failure::KillController);
+}
+
+#[test]
+fn a_paused_follower_leaves_the_isr_and_rejoins() {
+    run(Failure::PauseFollower);
+}
