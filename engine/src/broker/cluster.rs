@@ -494,9 +494,22 @@ impl ShardBroker {
     /// A topic change in a cluster: decided by the active controller (here, or forwarded to
     /// it); answered once this broker's image shows it.
     pub(crate) async fn cluster_admin(&self, request: Request) -> Response {
-        let leader_here = self.controller_shell().is_some_and(|s| s.is_leader());
+        // During an election (e.g. just after start) wait a little for a leader.
+        let deadline = std::time::Instant::now() + ADMIN_WAIT;
+        let (leader_here, known) = loop {
+            let leader_here = self.controller_shell().is_some_and(|s| s.is_leader());
+            let known = self
+                .controller_shell()
+                .map(|s| s.snapshot())
+                .or_else(|| self.snapshot())
+                .map_or(-1, |s| s.controller_id);
+            let settled = leader_here || (known >= 0 && known != self.config.node_id);
+            if settled || std::time::Instant::now() >= deadline || self.stopping.is_set() {
+                break (leader_here, known);
+            }
+            glommio::timer::sleep(Duration::from_millis(50)).await;
+        };
         if !leader_here {
-            let known = self.snapshot().map_or(-1, |s| s.controller_id);
             if known < 0 || known == self.config.node_id {
                 return Response::Rejected(ErrorCode::NotController);
             }
@@ -591,6 +604,24 @@ impl ShardBroker {
             let rf = (t.replication_factor != -1).then_some(i32::from(t.replication_factor));
             let validate_only = request.validate_only;
             let keys = configs.clone();
+            // Brokers still joining (registered but fenced until their first heartbeat, or
+            // none live yet, as just after start) are waited for, a bounded time.
+            let deadline = std::time::Instant::now() + ADMIN_WAIT;
+            while std::time::Instant::now() < deadline && !self.stopping.is_set() {
+                let image = shell.snapshot();
+                let live = image.image.live_brokers().len();
+                let joining = image.image.brokers().any(|b| b.fenced);
+                let wanted = rf.unwrap_or(
+                    self.config
+                        .cluster
+                        .as_ref()
+                        .map_or(1, |c| c.default_replication_factor),
+                );
+                if live >= usize::try_from(wanted).unwrap_or(0) || (live > 0 && !joining) {
+                    break;
+                }
+                glommio::timer::sleep(Duration::from_millis(100)).await;
+            }
             let decided = shell
                 .decide(move |c, _| {
                     let mut records = c.create_topic(&name, partitions, rf, controller_config)?;
