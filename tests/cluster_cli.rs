@@ -384,5 +384,10 @@ fn cluster_settings_come_from_toml_and_default_trust_is_the_own_certificate() {
     ok(&broker.cli(&["topic", "create", "t"], None));
     let described = ok(&broker.cli(&["topic", "describe", "t"], None));
     assert!(described.contains("\tleader\t3\t"), "{described}");
+    let status = ok(&broker.cli(&["cluster", "status"], None));
+    assert!(status.contains("broker\t3\t"), "{status}");
+    assert!(status.contains("\tlive\tcontroller"), "{status}");
+    assert!(status.contains("controller 3 "), "{status}");
+    assert!(status.contains("under-replicated 0 offline 0"), "{status}");
     assert!(broker.stop().success());
 }

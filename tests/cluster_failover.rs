@@ -464,6 +464,24 @@ fn run(failure: Failure) {
                     .wait_for_progress(300, "after the kill", &cluster)
                     .await;
                 wait_for_isr(&client, 2, &cluster).await;
+                // What `quiver cluster status` reads: the victim fenced, partitions short.
+                let described = Admin::new(client.clone())
+                    .describe_cluster()
+                    .await
+                    .expect("describe cluster");
+                let image = quiver_engine::cluster::metadata::ClusterMetadata::decode_image(
+                    &described.image,
+                )
+                .expect("the image decodes");
+                let id = victim as i32;
+                assert!(
+                    image.broker(id).is_some_and(|b| b.fenced),
+                    "broker {victim} is not fenced"
+                );
+                assert!(described.controller_id >= 0 && described.controller_id != id);
+                assert!(image
+                    .partitions()
+                    .all(|(_, _, p)| p.isr.len() == 2 && !p.isr.contains(&id)));
                 tokio::task::block_in_place(|| cluster.start_node(victim));
             }
             Failure::PauseFollower => {

@@ -1,3 +1,6 @@
+//! `quiver cluster status`: the cluster as the brokers' metadata image shows it: brokers (live
+//! or fenced), the active controller, and under-replicated and offline partitions.
+//!
 //! `quiver cluster certs`: the TLS files of a local cluster, one CA that every broker and client
 //! trusts and one broker certificate it signed for the cluster's hosts (ARCHITECTURE §5: a local
 //! cluster shares one CA).
@@ -10,8 +13,11 @@
 use std::path::{Path, PathBuf};
 
 use clap::{Args, Subcommand};
+use quiver_engine::cluster::metadata::ClusterMetadata;
+use quiver_transport::client::Admin;
 use quiver_transport::quic::tls::{write_pem_file, ClusterCerts};
 
+use crate::cli::client::{block_on, client_error, ConnectArgs};
 use crate::cli::CliError;
 
 /// File name of the CA certificate.
@@ -39,6 +45,11 @@ pub struct ClusterArgs {
 
 #[derive(Debug, Subcommand)]
 enum ClusterCommand {
+    /// Brokers, the active controller, and under-replicated and offline partitions.
+    Status {
+        #[command(flatten)]
+        connect: ConnectArgs,
+    },
     /// Write a CA and a broker certificate it signed, for a local cluster's TLS.
     Certs {
         /// Directory for ca.pem, ca-key.pem, broker.pem and broker-key.pem (created if missing).
@@ -57,7 +68,69 @@ enum ClusterCommand {
 pub fn run(args: ClusterArgs) -> Result<(), CliError> {
     match args.command {
         ClusterCommand::Certs { dir, hosts, force } => certs(&dir, &hosts, force),
+        ClusterCommand::Status { connect } => status(&connect),
     }
+}
+
+/// Prints one line per broker (`broker ID HOST:PORT live|fenced [controller]`), then the
+/// partitions whose ISR is smaller than their replica set and those without a leader, then a
+/// summary line. Exits 0 even when partitions are under-replicated: it reports, it does not
+/// judge.
+fn status(connect: &ConnectArgs) -> Result<(), CliError> {
+    let config = connect.client_config()?;
+    block_on(async move {
+        let admin = Admin::connect(config)
+            .await
+            .map_err(client_error("connecting"))?;
+        let described = admin
+            .describe_cluster()
+            .await
+            .map_err(client_error("describing the cluster"))?;
+        if described.image.is_empty() {
+            println!("single broker (not a cluster)");
+            return Ok(());
+        }
+        let image = ClusterMetadata::decode_image(&described.image)
+            .map_err(|e| CliError::Client(format!("the cluster image: {e}")))?;
+        for b in image.brokers() {
+            println!(
+                "broker\t{}\t{}\t{}{}",
+                b.id,
+                b.listener,
+                if b.fenced { "fenced" } else { "live" },
+                if b.id == described.controller_id {
+                    "\tcontroller"
+                } else {
+                    ""
+                }
+            );
+        }
+        let (mut under, mut offline, mut total) = (0, 0, 0);
+        for (topic, p, state) in image.partitions() {
+            total += 1;
+            if state.leader.is_none() {
+                offline += 1;
+                println!(
+                    "offline\t{}\t{p}\treplicas\t{:?}",
+                    topic.name, state.replicas
+                );
+            } else if state.isr.len() < state.replicas.len() {
+                under += 1;
+                println!(
+                    "under-replicated\t{}\t{p}\tleader\t{}\tisr\t{:?}\treplicas\t{:?}",
+                    topic.name,
+                    state.leader.unwrap_or(-1),
+                    state.isr,
+                    state.replicas
+                );
+            }
+        }
+        println!(
+            "controller {} metadata offset {} partitions {total} under-replicated {under} offline {offline}",
+            described.controller_id, described.metadata_offset
+        );
+        Ok(())
+    })
 }
 
 fn certs(dir: &Path, hosts: &str, force: bool) -> Result<(), CliError> {
