@@ -173,6 +173,9 @@ pub struct Params {
     pub acks: String,
     /// Topic flush policy: always, interval or never.
     pub flush: String,
+    /// Replicas per partition of the bench topics (a cluster); -1 for the broker default.
+    #[serde(default = "default_replication_factor")]
+    pub replication_factor: i16,
     /// Records carry a random key (partitioned by murmur2) instead of none.
     pub keyed: bool,
     /// Records to produce (or, for consumer-only workloads, to fill and read), over all
@@ -288,4 +291,8 @@ mod tests {
         assert!("0".parse::<MessageSize>().is_err());
         assert!("x".parse::<MessageSize>().is_err());
     }
+}
+
+fn default_replication_factor() -> i16 {
+    -1
 }

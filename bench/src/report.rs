@@ -264,6 +264,7 @@ pub(crate) mod tests {
                 compression: "none".into(),
                 acks: "all".into(),
                 flush: "never".into(),
+                replication_factor: -1,
                 keyed: false,
                 messages: None,
                 duration_secs: Some(10.0),

@@ -368,8 +368,17 @@ async fn run_async(
         .await
         .map_err(client_error("connecting"))?;
     for topic in &topics {
+        let mut new = NewTopic::new(topic, params.partitions)
+            .config("flush", &params.flush)
+            .replication_factor(params.replication_factor);
+        if params.replication_factor > 1 {
+            new = new.config(
+                "min.insync.replicas",
+                (params.replication_factor - 1).to_string(),
+            );
+        }
         admin
-            .create_topic(NewTopic::new(topic, params.partitions).config("flush", &params.flush))
+            .create_topic(new)
             .await
             .map_err(client_error(format!("creating topic {topic}")))?;
     }

@@ -98,6 +98,10 @@ struct WorkloadArgs {
     /// Topic flush policy: always, interval or never.
     #[arg(long, default_value = "interval")]
     flush: String,
+    /// Replicas per partition of the bench topics, on a cluster (min.insync.replicas is then
+    /// replicas - 1, as in Kafka's usual RF=3 / min.insync=2). [default: the broker's default]
+    #[arg(long, default_value_t = -1)]
+    replication_factor: i16,
     /// Give each record a random key (partitioned by murmur2, as Kafka does).
     #[arg(long)]
     keyed: bool,
@@ -235,6 +239,7 @@ fn params_of(workload: Workload, args: &WorkloadArgs) -> Params {
         compression: args.compression.clone(),
         acks: args.acks.clone(),
         flush: args.flush.clone(),
+        replication_factor: args.replication_factor,
         keyed: args.keyed,
         messages: args.messages,
         duration_secs: args.duration,
