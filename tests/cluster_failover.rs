@@ -13,7 +13,7 @@
 
 mod common;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -195,18 +195,6 @@ async fn wait_for_isr(client: &Client, isr: usize, cluster: &Cluster) {
     }
 }
 
-fn value_of(i: usize) -> Bytes {
-    Bytes::from(format!("rec-{i:06}"))
-}
-
-fn seq_of(value: &[u8]) -> usize {
-    std::str::from_utf8(value)
-        .ok()
-        .and_then(|v| v.strip_prefix("rec-"))
-        .and_then(|n| n.parse().ok())
-        .unwrap_or_else(|| panic!("unexpected value {value:?}"))
-}
-
 /// Acknowledged records (record, partition, offset) and the count of failed ones.
 type Outcome = (Vec<(usize, i32, i64)>, usize);
 
@@ -241,7 +229,8 @@ impl SteadyProducer {
             let mut pending = Vec::new();
             let mut i = 0usize;
             while !*stopped.borrow() && i < 40_000 {
-                let record = ProducerRecord::new(TOPIC, value_of(i)).with_partition(i as i32 % 2);
+                let record =
+                    ProducerRecord::new(TOPIC, common::seq_value(i)).with_partition(i as i32 % 2);
                 let delivery = producer.send(record).await.expect("send queues");
                 let counter = counter.clone();
                 pending.push(tokio::spawn(async move {
@@ -337,31 +326,6 @@ async fn read_all(config: ClientConfig) -> BTreeMap<i32, Vec<(i64, Bytes)>> {
         }
     }
     out
-}
-
-/// Each acknowledged record once, in send order per partition, where its delivery said.
-fn check_acked_records(log: &BTreeMap<i32, Vec<(i64, Bytes)>>, acked: &[(usize, i32, i64)]) {
-    let mut where_is: HashMap<usize, (i32, i64)> = HashMap::new();
-    for (partition, records) in log {
-        let mut last: Option<usize> = None;
-        for (offset, value) in records {
-            let seq = seq_of(value);
-            if let Some(prev) = where_is.insert(seq, (*partition, *offset)) {
-                panic!("record {seq} is in the log twice: at {prev:?} and ({partition}, {offset})");
-            }
-            if let Some(last) = last {
-                assert!(last < seq, "partition {partition}: {seq} follows {last}");
-            }
-            last = Some(seq);
-        }
-    }
-    for &(i, partition, offset) in acked {
-        assert_eq!(
-            where_is.get(&i),
-            Some(&(partition, offset)),
-            "acknowledged record {i} at ({partition}, {offset}) is not there"
-        );
-    }
 }
 
 /// The bytes of every segment of a partition's replica, concatenated in file-name order:
@@ -505,7 +469,7 @@ fn run(failure: Failure) {
         );
         eprintln!("acknowledged {}, failed {failed}", acked.len());
         let log = read_all(config.clone()).await;
-        check_acked_records(&log, &acked);
+        common::check_acked_once_in_order(&log, &acked);
         // Let followers fetch the last records before the logs are compared.
         wait_for_isr(&client, 3, &cluster).await;
         tokio::time::sleep(Duration::from_secs(2)).await;

@@ -10,7 +10,7 @@
 
 mod common;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -49,18 +49,6 @@ fn producer_config(enable_idempotence: Option<bool>) -> ProducerConfig {
         enable_idempotence,
         ..ProducerConfig::default()
     }
-}
-
-fn value_of(i: usize) -> Bytes {
-    Bytes::from(format!("rec-{i:06}"))
-}
-
-fn seq_of(value: &[u8]) -> usize {
-    std::str::from_utf8(value)
-        .ok()
-        .and_then(|v| v.strip_prefix("rec-"))
-        .and_then(|n| n.parse().ok())
-        .unwrap_or_else(|| panic!("unexpected value {value:?}"))
 }
 
 /// Every record of `topic`, per partition, in offset order: (offset, value).
@@ -111,7 +99,8 @@ async fn produce(
 ) -> Vec<(usize, i32, i64)> {
     let mut futures = Vec::with_capacity(range.len());
     for i in range {
-        let record = ProducerRecord::new(topic, value_of(i)).with_key(format!("key-{}", i % 30));
+        let record =
+            ProducerRecord::new(topic, common::seq_value(i)).with_key(format!("key-{}", i % 30));
         futures.push((i, producer.send(record).await.expect("send queues")));
     }
     let mut acked = Vec::with_capacity(futures.len());
@@ -128,31 +117,11 @@ fn check_exactly_once(
     acked: &[(usize, i32, i64)],
     sent: usize,
 ) {
-    let mut where_is: HashMap<usize, (i32, i64)> = HashMap::new();
-    for (partition, records) in log {
-        let mut last: Option<usize> = None;
-        for (offset, value) in records {
-            let seq = seq_of(value);
-            if let Some(prev) = where_is.insert(seq, (*partition, *offset)) {
-                panic!("record {seq} is in the log twice: at {prev:?} and ({partition}, {offset})");
-            }
-            if let Some(last) = last {
-                assert!(
-                    last < seq,
-                    "partition {partition}: record {seq} follows {last} (reordered)"
-                );
-            }
-            last = Some(seq);
-        }
-    }
-    assert_eq!(where_is.len(), sent, "records in the log");
-    for &(i, partition, offset) in acked {
-        assert_eq!(
-            where_is.get(&i),
-            Some(&(partition, offset)),
-            "record {i}: delivery reported ({partition}, {offset})"
-        );
-    }
+    assert_eq!(
+        common::check_acked_once_in_order(log, acked),
+        sent,
+        "records in the log"
+    );
 }
 
 #[test]
@@ -224,7 +193,7 @@ fn retries_across_a_broker_kill_9_are_deduplicated() {
             tokio::spawn(async move {
                 let mut futures = Vec::with_capacity(RECORDS);
                 for i in 0..RECORDS {
-                    let record = ProducerRecord::new("durable", value_of(i))
+                    let record = ProducerRecord::new("durable", common::seq_value(i))
                         .with_key(format!("key-{}", i % 30));
                     futures.push((i, producer.send(record).await.expect("send queues")));
                     if i % 200 == 199 {

@@ -117,3 +117,51 @@ pub fn copy_dir(from: &Path, to: &Path) {
         }
     }
 }
+
+/// The value of sequenced test record `i`: `rec-` and six digits.
+pub fn seq_value(i: usize) -> bytes::Bytes {
+    bytes::Bytes::from(format!("rec-{i:06}"))
+}
+
+/// The sequence number in a [`seq_value`].
+pub fn seq_of(value: &[u8]) -> usize {
+    std::str::from_utf8(value)
+        .ok()
+        .and_then(|v| v.strip_prefix("rec-"))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("unexpected value {value:?}"))
+}
+
+/// Checks a log read back per partition (offset, value) against acknowledged deliveries
+/// (record, partition, offset): each record at most once, in send order per partition, and
+/// each acknowledged one where its delivery said. Returns how many records the log holds.
+pub fn check_acked_once_in_order(
+    log: &std::collections::BTreeMap<i32, Vec<(i64, bytes::Bytes)>>,
+    acked: &[(usize, i32, i64)],
+) -> usize {
+    let mut where_is: std::collections::HashMap<usize, (i32, i64)> = Default::default();
+    for (partition, records) in log {
+        let mut last: Option<usize> = None;
+        for (offset, value) in records {
+            let seq = seq_of(value);
+            if let Some(prev) = where_is.insert(seq, (*partition, *offset)) {
+                panic!("record {seq} is in the log twice: at {prev:?} and ({partition}, {offset})");
+            }
+            if let Some(last) = last {
+                assert!(
+                    last < seq,
+                    "partition {partition}: record {seq} follows {last} (reordered)"
+                );
+            }
+            last = Some(seq);
+        }
+    }
+    for &(i, partition, offset) in acked {
+        assert_eq!(
+            where_is.get(&i),
+            Some(&(partition, offset)),
+            "record {i}: delivery reported ({partition}, {offset})"
+        );
+    }
+    where_is.len()
+}
