@@ -260,6 +260,10 @@ impl Params {
     }
 }
 
+fn default_replication_factor() -> i16 {
+    -1
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -291,8 +295,4 @@ mod tests {
         assert!("0".parse::<MessageSize>().is_err());
         assert!("x".parse::<MessageSize>().is_err());
     }
-}
-
-fn default_replication_factor() -> i16 {
-    -1
 }
