@@ -18,20 +18,16 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use common::broker::{free_udp_ports, BrokerProcess};
+use common::cluster::Cluster;
 use quiver_transport::client::{
-    Admin, Client, ClientConfig, Consumer, ConsumerConfig, NewTopic, Producer, ProducerConfig,
+    Admin, Client, ClientConfig, Consumer, ConsumerConfig, Producer, ProducerConfig,
     ProducerRecord, TopicPartition,
 };
 use quiver_transport::protocol::Acks;
-use quiver_transport::quic::Trust;
 
 const TOPIC: &str = "replicated";
 const PARTITIONS: i32 = 2;
-const NODES: usize = 3;
 const WAIT_MAX: Duration = Duration::from_secs(60);
-const SESSION_TIMEOUT_MS: &str = "3000";
-const LAG_TIME_MAX_MS: &str = "3000";
 
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()
@@ -39,122 +35,6 @@ fn runtime() -> tokio::runtime::Runtime {
         .enable_all()
         .build()
         .expect("tokio runtime")
-}
-
-/// Three brokers, all controllers, sharing one CA.
-struct Cluster {
-    _dir: tempfile::TempDir,
-    tls: PathBuf,
-    data: Vec<PathBuf>,
-    ports: Vec<u16>,
-    nodes: Vec<Option<BrokerProcess>>,
-}
-
-impl Cluster {
-    fn start() -> Cluster {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let tls = dir.path().join("tls");
-        let out = common::quiver(&["cluster", "certs", "--dir", tls.to_str().expect("utf-8")]);
-        assert!(out.status.success(), "certs: {}", common::stderr_of(&out));
-        let ports: Vec<u16> = (0..NODES).map(|_| free_udp_ports(1)).collect();
-        let data: Vec<PathBuf> = (0..NODES)
-            .map(|i| dir.path().join(format!("node-{i}")))
-            .collect();
-        let mut cluster = Cluster {
-            _dir: dir,
-            tls,
-            data,
-            ports,
-            nodes: (0..NODES).map(|_| None).collect(),
-        };
-        for i in 0..NODES {
-            cluster.start_node(i);
-        }
-        cluster
-    }
-
-    fn controllers(&self) -> String {
-        self.ports
-            .iter()
-            .enumerate()
-            .map(|(i, p)| format!("{i}@127.0.0.1:{p}"))
-            .collect::<Vec<_>>()
-            .join(",")
-    }
-
-    fn start_node(&mut self, i: usize) {
-        let controllers = self.controllers();
-        let cert = self.tls.join("broker.pem");
-        let key = self.tls.join("broker-key.pem");
-        let ca = self.tls.join("ca.pem");
-        let id = i.to_string();
-        let args = [
-            "--node-id",
-            id.as_str(),
-            "--controllers",
-            controllers.as_str(),
-            "--tls-cert",
-            cert.to_str().expect("utf-8"),
-            "--tls-key",
-            key.to_str().expect("utf-8"),
-            "--tls-ca",
-            ca.to_str().expect("utf-8"),
-            "--broker-session-timeout-ms",
-            SESSION_TIMEOUT_MS,
-            "--broker-heartbeat-interval-ms",
-            "500",
-            "--replica-lag-time-max-ms",
-            LAG_TIME_MAX_MS,
-        ];
-        self.nodes[i] = Some(BrokerProcess::start_on(
-            &self.data[i],
-            1,
-            self.ports[i],
-            &args,
-        ));
-    }
-
-    fn kill9(&mut self, i: usize) {
-        self.nodes[i].take().expect("running").kill9();
-    }
-
-    fn signal(&self, i: usize, signal: i32) {
-        let pid = self.nodes[i].as_ref().expect("running").pid();
-        // SAFETY: kill(2) on our own child's pid.
-        unsafe { libc::kill(pid as i32, signal) };
-    }
-
-    fn config(&self) -> ClientConfig {
-        let trust = Trust::from_pem_file(&self.tls.join("ca.pem")).expect("the CA loads");
-        let bootstrap = self
-            .ports
-            .iter()
-            .map(|p| format!("127.0.0.1:{p}"))
-            .collect::<Vec<_>>()
-            .join(",");
-        ClientConfig {
-            request_timeout: Duration::from_secs(5),
-            ..ClientConfig::new(bootstrap, trust)
-        }
-    }
-
-    fn stderr(&self) -> String {
-        self.nodes
-            .iter()
-            .enumerate()
-            .filter_map(|(i, n)| n.as_ref().map(|n| format!("--- node {i}\n{}", n.stderr())))
-            .collect::<Vec<_>>()
-            .join("\n")
-    }
-
-    /// Stops every running broker (SIGTERM) so their logs can be read.
-    fn stop_all(&mut self) {
-        for node in self.nodes.iter_mut() {
-            if let Some(n) = node.take() {
-                n.stop();
-            }
-        }
-    }
 }
 
 /// Leader and ISR of each partition of [`TOPIC`], and the active controller.
@@ -363,32 +243,6 @@ fn check_replicas_identical(cluster: &Cluster) {
     }
 }
 
-/// Creates the topic once the cluster can place 3 replicas.
-async fn create_topic(config: ClientConfig, cluster: &Cluster) {
-    let admin = Admin::connect(config).await.expect("admin");
-    let deadline = Instant::now() + WAIT_MAX;
-    loop {
-        let created = admin
-            .create_topic(
-                NewTopic::new(TOPIC, PARTITIONS)
-                    .replication_factor(3)
-                    .config("min.insync.replicas", "2"),
-            )
-            .await;
-        match created {
-            Ok(()) => return,
-            // An earlier attempt whose answer was lost (e.g. during the first election).
-            Err(e) if e.to_string().contains("already exists") => return,
-            Err(e) => assert!(
-                Instant::now() < deadline,
-                "the topic was not created: {e}\n{}",
-                cluster.stderr()
-            ),
-        }
-        tokio::time::sleep(Duration::from_millis(300)).await;
-    }
-}
-
 enum Failure {
     KillLeader,
     KillController,
@@ -396,11 +250,11 @@ enum Failure {
 }
 
 fn run(failure: Failure) {
-    let mut cluster = Cluster::start();
+    let mut cluster = Cluster::start(3);
     let rt = runtime();
     let config = cluster.config();
     rt.block_on(async {
-        create_topic(config.clone(), &cluster).await;
+        cluster.create_topic(TOPIC, PARTITIONS, 3).await;
         let client = Client::connect(config.clone()).await.expect("client");
         wait_for_isr(&client, 3, &cluster).await;
         let producer = SteadyProducer::start(config.clone()).await;

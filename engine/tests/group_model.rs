@@ -553,3 +553,33 @@ fn cooperative_sticky_moves_only_what_it_must() {
     assert_eq!(all, (0..6).collect());
     assert_eq!(c.describe("g").unwrap().state, GroupState::Stable);
 }
+
+#[test]
+fn unload_forgets_only_the_groups_it_picks() {
+    use quiver_engine::group::CommittedOffset;
+    let mut c = GroupCoordinator::new(CoordinatorConfig::default(), 7);
+    let topics: BTreeMap<String, i32> = [("t".to_string(), 2)].into_iter().collect();
+    // Group "g" has a member and an offset; "h" only an offset.
+    join(&mut c, 1_000, "", &topics);
+    for group in ["g", "h"] {
+        c.apply_offset(
+            group,
+            "t",
+            0,
+            Some(CommittedOffset {
+                offset: 5,
+                leader_epoch: 0,
+                metadata: String::new(),
+                commit_timestamp_ms: 1_000,
+            }),
+        );
+    }
+    assert_eq!(c.unload(|g| g == "g"), 1);
+    assert!(
+        c.describe("g").is_none(),
+        "members and offsets of g are gone"
+    );
+    assert!(c.committed("g", "t", 0).is_none());
+    assert_eq!(c.committed("h", "t", 0).map(|o| o.offset), Some(5));
+    assert_eq!(c.unload(|_| false), 0);
+}

@@ -7,6 +7,7 @@
 #![allow(dead_code)]
 
 pub mod broker;
+pub mod cluster;
 
 use std::future::Future;
 use std::path::{Path, PathBuf};

@@ -232,6 +232,7 @@ impl ShardBroker {
             );
         }
         self.adopt_roles(&snapshot).await;
+        self.sync_group_leadership();
     }
 
     /// Shard 0: registers with the controller, then heartbeats; registers again when the
@@ -679,6 +680,16 @@ impl ShardBroker {
         };
         let mut results = Vec::with_capacity(request.names.len());
         for name in request.names {
+            if name == crate::group::OFFSETS_TOPIC {
+                results.push(TopicResult {
+                    error_message: Some(format!(
+                        "'{name}' holds the committed offsets of every consumer group and cannot be deleted"
+                    )),
+                    name,
+                    error_code: ErrorCode::PolicyViolation,
+                });
+                continue;
+            }
             let n = name.clone();
             let decided = shell.decide(move |c, _| c.delete_topic(&n)).await;
             let (error_code, error_message) = match decided {

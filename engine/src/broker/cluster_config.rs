@@ -128,14 +128,26 @@ impl ClusterConfig {
 /// Sends requests to other brokers (controllers, partition leaders) and returns their answers:
 /// the QUIC shell implements it, one per shard, reusing connections. `addr` is `host:port`.
 pub trait Peers {
-    /// One request, one response, within `timeout`. An error is a transport failure (no
-    /// connection, stream reset, timeout, undecodable answer), described for logs.
+    /// One request, one response, within `timeout`, with `client_id` in the request header
+    /// (`None`: the broker's own). An error is a transport failure (no connection, stream
+    /// reset, timeout, undecodable answer), described for logs.
+    fn request_as<'a>(
+        &'a self,
+        addr: &'a str,
+        client_id: Option<&'a str>,
+        request: Request,
+        timeout: Duration,
+    ) -> LocalBoxFuture<'a, Result<Response, String>>;
+
+    /// [`Peers::request_as`] under the broker's own client id.
     fn request<'a>(
         &'a self,
         addr: &'a str,
         request: Request,
         timeout: Duration,
-    ) -> LocalBoxFuture<'a, Result<Response, String>>;
+    ) -> LocalBoxFuture<'a, Result<Response, String>> {
+        self.request_as(addr, None, request, timeout)
+    }
 }
 
 #[cfg(test)]

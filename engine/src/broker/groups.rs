@@ -38,6 +38,7 @@ use quiver_transport::protocol::{
 };
 
 use super::errors::{partition_error, WireError};
+use super::group_cluster::{GroupRoute, FORWARDED_CLIENT_PREFIX};
 use super::{Call, Reply, ShardBroker};
 use crate::group::records::{
     decode_offset_key, decode_offset_value, encode_offset_key, encode_offset_value, OffsetKey,
@@ -195,6 +196,10 @@ pub(crate) struct GroupShell {
     pub append_lock: glommio::sync::Semaphore,
     /// Log offset of the commit applied last, per (group, topic, partition).
     pub applied_at: std::cell::RefCell<HashMap<(String, String, i32), i64>>,
+    /// In a cluster: the offsets partitions this shard leads, loaded or loading, by index.
+    pub leading: std::cell::RefCell<HashMap<i32, super::group_cluster::Lead>>,
+    /// In a cluster: this shard is asking the controller to create `__consumer_offsets`.
+    pub creating_offsets: std::cell::Cell<bool>,
 }
 
 impl GroupShell {
@@ -203,6 +208,8 @@ impl GroupShell {
             coordinator: std::cell::RefCell::new(coordinator),
             append_lock: glommio::sync::Semaphore::new(1),
             applied_at: std::cell::RefCell::new(HashMap::new()),
+            leading: std::cell::RefCell::new(HashMap::new()),
+            creating_offsets: std::cell::Cell::new(false),
         }
     }
 
@@ -227,7 +234,7 @@ impl GroupShell {
 impl ShardBroker {
     /// The offsets partition and shard coordinating `group`.
     pub(crate) fn coordinator_of(&self, group: &str) -> (i32, usize) {
-        let partition = offsets_partition_for(group, OFFSETS_TOPIC_PARTITIONS);
+        let partition = offsets_partition_for(group, self.offsets_partitions());
         (
             partition,
             shard_for(OFFSETS_TOPIC, partition, self.config.shard_count),
@@ -261,10 +268,39 @@ impl ShardBroker {
             return failed(code, message);
         }
         if self.clustered() {
-            return failed(
-                ErrorCode::CoordinatorNotAvailable,
-                "consumer groups are not served by clustered brokers yet".into(),
-            );
+            return match self.group_route(&request.key) {
+                GroupRoute::Unavailable((code, message)) => failed(code, message),
+                GroupRoute::Create => failed(
+                    ErrorCode::CoordinatorNotAvailable,
+                    format!("'{OFFSETS_TOPIC}' does not exist yet; retry after a group request created it"),
+                ),
+                GroupRoute::Here { shard } => FindCoordinatorResponse {
+                    throttle_time_ms: 0,
+                    error_code: ErrorCode::None,
+                    error_message: None,
+                    node_id: self.config.node_id,
+                    host: self.config.advertised_host.clone(),
+                    port: i32::from(self.config.base_port) + shard as i32,
+                    shard: shard as i32,
+                },
+                GroupRoute::Remote { leader, addr, shard } => {
+                    match addr.rsplit_once(':').and_then(|(h, p)| Some((h, p.parse::<i32>().ok()?))) {
+                        Some((host, port)) => FindCoordinatorResponse {
+                            throttle_time_ms: 0,
+                            error_code: ErrorCode::None,
+                            error_message: None,
+                            node_id: leader,
+                            host: host.to_string(),
+                            port,
+                            shard: shard as i32,
+                        },
+                        None => failed(
+                            ErrorCode::CoordinatorNotAvailable,
+                            format!("broker {leader} has no usable listener"),
+                        ),
+                    }
+                }
+            };
         }
         let (_, shard) = self.coordinator_of(&request.key);
         let port = i32::from(self.config.base_port) + shard as i32;
@@ -288,6 +324,41 @@ impl ShardBroker {
     ) -> Response {
         if let Err(e) = check_group_id(group) {
             return self.group_failed(&request, e);
+        }
+        let (client_id, forwarded) = match client_id.strip_prefix(FORWARDED_CLIENT_PREFIX) {
+            Some(original) => (original, true),
+            None => (client_id, false),
+        };
+        if self.clustered() {
+            match self.group_route(group) {
+                GroupRoute::Here { .. } => {}
+                GroupRoute::Create => {
+                    self.ensure_offsets_topic().await;
+                    return self.group_failed(
+                        &request,
+                        (
+                            ErrorCode::CoordinatorNotAvailable,
+                            format!("'{OFFSETS_TOPIC}' is being created; retry"),
+                        ),
+                    );
+                }
+                GroupRoute::Unavailable(e) => return self.group_failed(&request, e),
+                GroupRoute::Remote { leader, .. } if forwarded => {
+                    return self.group_failed(
+                        &request,
+                        (
+                            ErrorCode::NotCoordinator,
+                            format!(
+                                "broker {leader} coordinates group '{group}', not broker {}",
+                                self.config.node_id
+                            ),
+                        ),
+                    )
+                }
+                GroupRoute::Remote { addr, .. } => {
+                    return self.forward_group(&addr, client_id, request).await
+                }
+            }
         }
         let (_, owner) = self.coordinator_of(group);
         if owner == self.shard {
@@ -317,7 +388,7 @@ impl ShardBroker {
     }
 
     /// The answer to `request` when it cannot be served at all.
-    fn group_failed(&self, request: &Request, error: WireError) -> Response {
+    pub(crate) fn group_failed(&self, request: &Request, error: WireError) -> Response {
         match request {
             Request::ConsumerGroupHeartbeat(r) => heartbeat_error(r, error),
             Request::OffsetCommit(r) => commit_all_failed(r, &error),
@@ -351,6 +422,9 @@ impl ShardBroker {
     /// The open offsets partition of `group` on this shard, or why not.
     fn offsets_partition(&self, group: &str) -> Result<Rc<Partition>, WireError> {
         let (partition, _) = self.coordinator_of(group);
+        if self.clustered() {
+            self.check_coordinating(partition)?;
+        }
         self.local_partition(OFFSETS_TOPIC, partition)
             .map_err(|(_, message)| (ErrorCode::CoordinatorNotAvailable, message))
     }
@@ -574,13 +648,23 @@ impl ShardBroker {
             .freeze();
         let appended = {
             let _serial = self.groups.append_lock.acquire_permit(1).await;
+            if self.clustered() {
+                self.check_offsets_leader(partition)?;
+            }
             partition
                 .append(vec![batch], now)
                 .await
                 .map_err(|e| partition_error(&e))?
         };
         self.after_append(partition);
+        if self.clustered() {
+            self.leader_appended(partition, partition.log_end_offset());
+        }
         super::data::wait_acks(partition, appended.next_offset, COMMIT_DURABLE_TIMEOUT).await?;
+        if self.clustered() {
+            self.wait_offsets_replicated(partition, appended.next_offset, COMMIT_DURABLE_TIMEOUT)
+                .await?;
+        }
         for (i, (key, value)) in records.into_iter().enumerate() {
             self.groups
                 .apply(appended.base_offset + i as i64, &key, value);
@@ -792,10 +876,23 @@ impl ShardBroker {
             .collect()
     }
 
-    /// ListGroups over every shard.
-    pub(crate) async fn list_groups(&self, request: ListGroupsRequest) -> ListGroupsResponse {
+    /// ListGroups over every shard (and, in a cluster, unless passed on by another broker,
+    /// over every live broker).
+    pub(crate) async fn list_groups(
+        &self,
+        client_id: &str,
+        request: ListGroupsRequest,
+    ) -> ListGroupsResponse {
         let mut groups = self.list_groups_local();
         let mut error_code = ErrorCode::None;
+        if self.clustered() && !client_id.starts_with(FORWARDED_CLIENT_PREFIX) {
+            let (more, failed) = self.list_groups_on_peers(client_id, &request).await;
+            groups.extend(more);
+            if !failed.is_empty() {
+                eprintln!("quiver: ListGroups: {}", failed.join("; "));
+                error_code = ErrorCode::CoordinatorNotAvailable;
+            }
+        }
         for shard in 0..self.config.shard_count {
             if shard == self.shard {
                 continue;
@@ -831,28 +928,40 @@ impl ShardBroker {
             let Ok(partition) = self.local_partition(OFFSETS_TOPIC, p) else {
                 continue;
             };
-            let mut offset = partition.log_start_offset();
-            let end = partition.log_end_offset();
-            while offset < end {
-                let read = partition
-                    .read(offset, REPLAY_READ_BYTES)
-                    .await
-                    .map_err(|e| format!("reading {}: {e}", partition.name()))?;
-                if read.batches.is_empty() {
-                    break;
+            loaded += self.replay_offsets(&partition, &|| true).await?;
+        }
+        Ok(loaded)
+    }
+
+    /// Replays one offsets partition, from its start to its end now, into the coordinator;
+    /// stops early (with what it applied so far) once `keep_going` says so.
+    pub(crate) async fn replay_offsets(
+        &self,
+        partition: &Partition,
+        keep_going: &dyn Fn() -> bool,
+    ) -> Result<usize, String> {
+        let mut loaded = 0;
+        let mut offset = partition.log_start_offset();
+        let end = partition.log_end_offset();
+        while offset < end && keep_going() {
+            let read = partition
+                .read(offset, REPLAY_READ_BYTES)
+                .await
+                .map_err(|e| format!("reading {}: {e}", partition.name()))?;
+            if read.batches.is_empty() {
+                break;
+            }
+            for bytes in &read.batches {
+                let view = RecordBatch::parse(bytes)
+                    .map_err(|e| format!("{} at {offset}: {e}", partition.name()))?;
+                let next = view.last_offset() + 1;
+                let records = view
+                    .records()
+                    .map_err(|e| format!("{} at {offset}: {e}", partition.name()))?;
+                for record in records {
+                    loaded += self.replay_record(&record.key, &record.value, record.offset);
                 }
-                for bytes in &read.batches {
-                    let view = RecordBatch::parse(bytes)
-                        .map_err(|e| format!("{} at {offset}: {e}", partition.name()))?;
-                    let next = view.last_offset() + 1;
-                    let records = view
-                        .records()
-                        .map_err(|e| format!("{} at {offset}: {e}", partition.name()))?;
-                    for record in records {
-                        loaded += self.replay_record(&record.key, &record.value, record.offset);
-                    }
-                    offset = next;
-                }
+                offset = next;
             }
         }
         Ok(loaded)

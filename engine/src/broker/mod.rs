@@ -33,6 +33,7 @@ pub mod config;
 pub mod controller_shell;
 mod data;
 pub mod errors;
+mod group_cluster;
 mod groups;
 mod idempotence;
 pub mod metrics;
@@ -706,7 +707,7 @@ impl ShardBroker {
                 | Request::DeleteTopics(_)
                 | Request::AlterTopicConfigs(_)) => Some(self.admin(admin).await),
                 Request::FindCoordinator(r) => Some(self.find_coordinator(r).into()),
-                Request::ListGroups(r) => Some(self.list_groups(r).await.into()),
+                Request::ListGroups(r) => Some(self.list_groups(client_id, r).await.into()),
                 Request::ConsumerGroupHeartbeat(r) => {
                     let group = r.group_id.clone();
                     Some(self.group_request(&group, client_id, r.into()).await)

@@ -173,6 +173,13 @@ impl ShardBroker {
         self.cluster.borrow().clone()
     }
 
+    /// The leader epoch at which this broker leads `topic`-`partition`, if it does.
+    pub(crate) fn leading_epoch(&self, topic: &str, partition: i32) -> Option<i32> {
+        let replicas = self.replicas.borrow();
+        let replica = replicas.get(&(topic.to_string(), partition))?;
+        matches!(replica.role, Role::Leader(_)).then_some(replica.leader_epoch)
+    }
+
     /// Whether this broker hosts a replica of `topic`-`partition` (always, alone).
     pub(crate) fn hosts(&self, topic: &str, partition: i32) -> bool {
         match &*self.cluster.borrow() {

@@ -989,6 +989,15 @@ impl GroupCoordinator {
         self.groups.remove(group);
     }
 
+    /// Forgets every group `which` picks, members and offsets alike, and returns how many:
+    /// when this coordinator stops coordinating them (in a cluster, its broker no longer leads
+    /// their offsets partition). Nothing is written; the new coordinator has the log.
+    pub fn unload(&mut self, which: impl Fn(&str) -> bool) -> usize {
+        let before = self.groups.len();
+        self.groups.retain(|id, _| !which(id));
+        before - self.groups.len()
+    }
+
     fn forget_if_idle(&mut self, group: &str) {
         if self
             .groups

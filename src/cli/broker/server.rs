@@ -45,15 +45,16 @@ const CLOSE_SHUTDOWN: u32 = 0;
 struct QuicPeers(PeerClient);
 
 impl Peers for QuicPeers {
-    fn request<'a>(
+    fn request_as<'a>(
         &'a self,
         addr: &'a str,
+        client_id: Option<&'a str>,
         request: quiver_transport::protocol::Request,
         timeout: Duration,
     ) -> Pin<Box<dyn Future<Output = Result<Response, String>> + 'a>> {
         Box::pin(async move {
             self.0
-                .request(addr, request, timeout)
+                .request_as(addr, client_id, request, timeout)
                 .await
                 .map_err(|e| e.to_string())
         })

@@ -692,9 +692,27 @@ impl GroupConsumer {
         for (tp, offset) in &resumed {
             self.consumer.seek(tp, *offset)?;
         }
+        let mut given_back = Vec::new();
         if !fresh.is_empty() {
-            self.start_positions(&fresh).await?;
+            if let Err(e) = self.start_positions(&fresh).await {
+                // Without the committed offsets their positions are unknown: give them back
+                // (not fetched, not reported as owned); the next heartbeat's answer assigns
+                // them again and the lookup is retried (e.g. while a coordinator loads).
+                for tp in &fresh {
+                    self.owned.remove(tp);
+                }
+                self.consumer.assign(self.owned.iter().cloned().collect());
+                if !e.is_retriable() {
+                    return Err(e);
+                }
+                self.next_heartbeat = Instant::now() + self.retry_backoff;
+                given_back = fresh;
+            }
         }
+        let added: Vec<TopicPartition> = added
+            .into_iter()
+            .filter(|tp| !given_back.contains(tp))
+            .collect();
         if !added.is_empty() {
             if let Some(listener) = self.listener() {
                 let hold: Vec<TopicPartition> = listener

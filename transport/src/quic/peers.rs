@@ -169,9 +169,22 @@ impl PeerClient {
         request: Request,
         timeout: Duration,
     ) -> Result<Response, PeerError> {
+        self.request_as(addr, None, request, timeout).await
+    }
+
+    /// [`PeerClient::request`] with `client_id` in the request header instead of this
+    /// client's own (a broker passing on a client's request names the client).
+    pub async fn request_as(
+        &self,
+        addr: &str,
+        client_id: Option<&str>,
+        request: Request,
+        timeout: Duration,
+    ) -> Result<Response, PeerError> {
         let api = request.api_key();
         let progress = RefCell::new(Progress::default());
-        let result = match within(timeout, self.exchange(addr, &request, &progress)).await {
+        let exchange = self.exchange(addr, client_id, &request, &progress);
+        let result = match within(timeout, exchange).await {
             Some(result) => result,
             None => Err(PeerError::Timeout {
                 addr: addr.to_string(),
@@ -189,6 +202,7 @@ impl PeerClient {
     async fn exchange(
         &self,
         addr: &str,
+        client_id: Option<&str>,
         request: &Request,
         progress: &RefCell<Progress>,
     ) -> Result<Response, PeerError> {
@@ -214,7 +228,7 @@ impl PeerClient {
             api_key: api.code(),
             api_version: 0,
             correlation_id,
-            client_id: Some(self.client_id.clone()),
+            client_id: Some(client_id.unwrap_or(&self.client_id).to_string()),
         };
         let chunks =
             encode_request_frame(&header, request, FRAME_BYTES_MAX_DEFAULT).map_err(|e| {

@@ -1,0 +1,171 @@
+//! A cluster of `quiver broker` processes on 127.0.0.1 for the multi-process tests: every
+//! node a controller, one CA, short session and lag timeouts so failures are seen quickly.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use quiver_transport::client::{Admin, ClientConfig, NewTopic};
+use quiver_transport::quic::Trust;
+
+use super::broker::{free_udp_ports, BrokerProcess};
+
+/// Broker session timeout of the test clusters.
+pub const SESSION_TIMEOUT_MS: &str = "3000";
+/// `replica.lag.time.max.ms` of the test clusters.
+pub const LAG_TIME_MAX_MS: &str = "3000";
+/// Longest wait for a topic to be created.
+const CREATE_WAIT_MAX: Duration = Duration::from_secs(60);
+
+/// Brokers on 127.0.0.1, all controllers, sharing one CA, each with one shard.
+pub struct Cluster {
+    _dir: tempfile::TempDir,
+    /// The certificates (`ca.pem`, `broker.pem`, `broker-key.pem`).
+    pub tls: PathBuf,
+    /// Each node's data directory.
+    pub data: Vec<PathBuf>,
+    /// Each node's port.
+    pub ports: Vec<u16>,
+    nodes: Vec<Option<BrokerProcess>>,
+}
+
+impl Cluster {
+    /// Starts `nodes` brokers (node ids 0..nodes).
+    pub fn start(nodes: usize) -> Cluster {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let tls = dir.path().join("tls");
+        let out = super::quiver(&["cluster", "certs", "--dir", tls.to_str().expect("utf-8")]);
+        assert!(out.status.success(), "certs: {}", super::stderr_of(&out));
+        let ports: Vec<u16> = (0..nodes).map(|_| free_udp_ports(1)).collect();
+        let data: Vec<PathBuf> = (0..nodes)
+            .map(|i| dir.path().join(format!("node-{i}")))
+            .collect();
+        let mut cluster = Cluster {
+            _dir: dir,
+            tls,
+            data,
+            ports,
+            nodes: (0..nodes).map(|_| None).collect(),
+        };
+        for i in 0..nodes {
+            cluster.start_node(i);
+        }
+        cluster
+    }
+
+    /// The `--controllers` list.
+    pub fn controllers(&self) -> String {
+        self.ports
+            .iter()
+            .enumerate()
+            .map(|(i, p)| format!("{i}@127.0.0.1:{p}"))
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    /// Starts node `i` (again).
+    pub fn start_node(&mut self, i: usize) {
+        let controllers = self.controllers();
+        let cert = self.tls.join("broker.pem");
+        let key = self.tls.join("broker-key.pem");
+        let ca = self.tls.join("ca.pem");
+        let id = i.to_string();
+        let args = [
+            "--node-id",
+            id.as_str(),
+            "--controllers",
+            controllers.as_str(),
+            "--tls-cert",
+            cert.to_str().expect("utf-8"),
+            "--tls-key",
+            key.to_str().expect("utf-8"),
+            "--tls-ca",
+            ca.to_str().expect("utf-8"),
+            "--broker-session-timeout-ms",
+            SESSION_TIMEOUT_MS,
+            "--broker-heartbeat-interval-ms",
+            "500",
+            "--replica-lag-time-max-ms",
+            LAG_TIME_MAX_MS,
+        ];
+        self.nodes[i] = Some(BrokerProcess::start_on(
+            &self.data[i],
+            1,
+            self.ports[i],
+            &args,
+        ));
+    }
+
+    /// `kill -9` of node `i`.
+    pub fn kill9(&mut self, i: usize) {
+        self.nodes[i].take().expect("running").kill9();
+    }
+
+    /// Sends `signal` to node `i`.
+    pub fn signal(&self, i: usize, signal: i32) {
+        let pid = self.nodes[i].as_ref().expect("running").pid();
+        // SAFETY: kill(2) on our own child's pid.
+        unsafe { libc::kill(pid as i32, signal) };
+    }
+
+    /// A client config bootstrapping from every node and trusting the CA.
+    pub fn config(&self) -> ClientConfig {
+        let trust = Trust::from_pem_file(&self.tls.join("ca.pem")).expect("the CA loads");
+        let bootstrap = self
+            .ports
+            .iter()
+            .map(|p| format!("127.0.0.1:{p}"))
+            .collect::<Vec<_>>()
+            .join(",");
+        ClientConfig {
+            request_timeout: Duration::from_secs(5),
+            ..ClientConfig::new(bootstrap, trust)
+        }
+    }
+
+    /// What the running nodes wrote to stderr.
+    pub fn stderr(&self) -> String {
+        self.nodes
+            .iter()
+            .enumerate()
+            .filter_map(|(i, n)| n.as_ref().map(|n| format!("--- node {i}\n{}", n.stderr())))
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    /// Stops every running broker (SIGTERM) so their logs can be read.
+    pub fn stop_all(&mut self) {
+        for node in self.nodes.iter_mut() {
+            if let Some(n) = node.take() {
+                n.stop();
+            }
+        }
+    }
+
+    /// Creates `topic` with `replicas` replicas and `min.insync.replicas` one less (at least
+    /// 1), retrying until the cluster can place them.
+    pub async fn create_topic(&self, topic: &str, partitions: i32, replicas: i16) {
+        let admin = Admin::connect(self.config()).await.expect("admin");
+        let min_insync = (replicas - 1).max(1).to_string();
+        let deadline = Instant::now() + CREATE_WAIT_MAX;
+        loop {
+            let created = admin
+                .create_topic(
+                    NewTopic::new(topic, partitions)
+                        .replication_factor(replicas)
+                        .config("min.insync.replicas", &min_insync),
+                )
+                .await;
+            match created {
+                Ok(()) => return,
+                // An earlier attempt whose answer was lost (e.g. during the first election).
+                Err(e) if e.to_string().contains("already exists") => return,
+                Err(e) => assert!(
+                    Instant::now() < deadline,
+                    "topic {topic} was not created: {e}\n{}",
+                    self.stderr()
+                ),
+            }
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+    }
+}
