@@ -346,3 +346,99 @@ fn killing_the_active_controller_loses_no_acknowledged_record() {
 fn a_paused_follower_leaves_the_isr_and_rejoins() {
     run(Failure::PauseFollower);
 }
+
+/// A follower away while retention deletes what it lacks finds, when it comes back, that the
+/// leader's log starts after its own end: it starts over at the leader's log start (as Kafka's
+/// followers do) instead of asking for the missing offsets forever, and rejoins the ISR.
+#[test]
+fn a_replica_behind_the_leaders_log_start_starts_over() {
+    let mut cluster = Cluster::start_with(3, &["--retention-check-interval-ms", "200"]);
+    let rt = runtime();
+    let config = cluster.config();
+    rt.block_on(async {
+        cluster
+            .create_topic_with(
+                TOPIC,
+                PARTITIONS,
+                3,
+                &[("segment.bytes", "4096"), ("retention.ms", "1000")],
+            )
+            .await;
+        let client = Client::connect(config.clone()).await.expect("client");
+        wait_for_isr(&client, 3, &cluster).await;
+        let producer = Producer::connect(
+            config.clone(),
+            ProducerConfig {
+                acks: Acks::All,
+                request_timeout: Duration::from_secs(5),
+                delivery_timeout: Duration::from_secs(50),
+                ..ProducerConfig::default()
+            },
+        )
+        .await
+        .expect("producer");
+        let send = |from: usize, to: usize| {
+            let producer = &producer;
+            async move {
+                let mut deliveries = Vec::new();
+                for i in from..to {
+                    let record = ProducerRecord::new(TOPIC, vec![b'x'; 200])
+                        .with_partition(i as i32 % PARTITIONS);
+                    deliveries.push(producer.send(record).await.expect("send queues"));
+                }
+                for d in deliveries {
+                    d.await.expect("acknowledged");
+                }
+            }
+        };
+        send(0, 40).await;
+        wait_for_isr(&client, 3, &cluster).await;
+        let (_, parts) = partition_states(&client).await.expect("metadata");
+        let victim = parts[0]
+            .1
+            .iter()
+            .copied()
+            .find(|r| *r != parts[0].0)
+            .expect("a follower") as usize;
+        cluster.kill9(victim);
+        wait_for_isr(&client, 2, &cluster).await;
+        // Enough segments that retention deletes past what the victim holds (20 records per
+        // partition).
+        let admin = Admin::new(client.clone());
+        let tps: Vec<(TopicPartition, quiver_transport::protocol::OffsetSpec)> = (0..PARTITIONS)
+            .map(|p| {
+                (
+                    TopicPartition::new(TOPIC, p),
+                    quiver_transport::protocol::OffsetSpec::Earliest,
+                )
+            })
+            .collect();
+        let deadline = Instant::now() + WAIT_MAX;
+        let mut sent = 40;
+        loop {
+            send(sent, sent + 100).await;
+            sent += 100;
+            let starts = admin.list_offsets(&tps).await.expect("log starts");
+            if starts.iter().all(|(_, s)| s.offset > 20) {
+                eprintln!("leaders' log starts: {starts:?}");
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "retention did not advance the log starts: {starts:?}\n{}",
+                cluster.stderr()
+            );
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+        tokio::task::block_in_place(|| cluster.start_node(victim));
+        wait_for_isr(&client, 3, &cluster).await;
+        send(sent, sent + 20).await;
+        producer.close().await.expect("close");
+        let log = cluster.stderr();
+        assert!(
+            log.contains("the replica now starts at"),
+            "node {victim} did not start over:\n{log}"
+        );
+    });
+    cluster.stop_all();
+}

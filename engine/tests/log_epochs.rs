@@ -364,3 +364,118 @@ fn a_rebuild_stops_at_damage_without_failing_the_open() {
         );
     });
 }
+
+/// Every stored byte from the log start, batch after batch.
+async fn all_bytes(log: &PartitionLog<MemStorage>) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut from = log.log_start_offset();
+    while from < log.next_offset() {
+        let read = log.read(from, 1 << 20).await.unwrap();
+        for b in &read.batches {
+            out.extend_from_slice(b);
+        }
+        from = read.next_offset;
+    }
+    out
+}
+
+#[test]
+fn a_follower_behind_the_leaders_start_resets_and_catches_up() {
+    block_on(async {
+        let mut leader = PartitionLog::open(MemStorage::new(), config(), NOW)
+            .await
+            .unwrap();
+        let follower_storage = MemStorage::new();
+        let mut follower = PartitionLog::open(follower_storage.clone(), config(), NOW)
+            .await
+            .unwrap();
+        leader.set_leader_epoch(1);
+        for _ in 0..3 {
+            leader.append(batch(2), NOW).await.unwrap();
+        }
+        replicate(&leader, &mut follower).await;
+        leader.set_leader_epoch(4);
+        for _ in 0..30 {
+            leader.append(batch(3), NOW).await.unwrap();
+        }
+        // The leader deletes what the follower still lacks, up to a batch boundary.
+        let cut = leader.read(40, 1).await.unwrap();
+        let start = RecordBatch::parse(&cut.batches[0]).unwrap().base_offset();
+        leader.delete_before(start).await.unwrap();
+        assert!(follower.next_offset() < leader.log_start_offset());
+        assert!(follower.segment_count() >= 1);
+
+        follower
+            .reset_to(leader.log_start_offset(), NOW)
+            .await
+            .unwrap();
+        assert_eq!(follower.log_start_offset(), start);
+        assert_eq!(follower.next_offset(), start);
+        assert!(follower
+            .read(start, 1 << 20)
+            .await
+            .unwrap()
+            .batches
+            .is_empty());
+        assert!(follower.epochs().entries().is_empty());
+        replicate(&leader, &mut follower).await;
+        assert_eq!(follower.epochs(), leader.epochs());
+        assert_eq!(history_from_batches(&follower).await, *follower.epochs());
+        let (a, b) = (all_bytes(&leader).await, all_bytes(&follower).await);
+        assert!(
+            !a.is_empty() && a == b,
+            "the follower holds the leader's bytes from its start ({} and {} bytes)",
+            a.len(),
+            b.len()
+        );
+        follower.sync(NOW).await.unwrap();
+        let end = follower.next_offset();
+        let epochs = follower.epochs().clone();
+
+        // A power cut after the reset: what was synced is there, from the new start.
+        let crashed = follower_storage.crash(7);
+        drop(follower);
+        let reopened = PartitionLog::open(crashed, config(), NOW).await.unwrap();
+        assert_eq!(reopened.log_start_offset(), start);
+        assert_eq!(reopened.next_offset(), end);
+        assert_eq!(*reopened.epochs(), epochs);
+        let files = reopened.segment_bases();
+        assert!(
+            files.iter().all(|&b| b >= start),
+            "old segments are gone: {files:?}"
+        );
+    });
+}
+
+#[test]
+fn a_reset_interrupted_before_the_new_segment_reopens_without_a_hole() {
+    block_on(async {
+        let storage = MemStorage::new();
+        let mut log = PartitionLog::open(storage.clone(), config(), NOW)
+            .await
+            .unwrap();
+        log.set_leader_epoch(2);
+        for _ in 0..10 {
+            log.append(batch(3), NOW).await.unwrap();
+        }
+        log.sync(NOW).await.unwrap();
+        let end = log.next_offset();
+        log.close().await.unwrap();
+        // The reset recorded its new start, then the process died before removing anything.
+        storage
+            .write_meta("log-start-offset", &(end + 100).to_be_bytes())
+            .await
+            .unwrap();
+        let mut log = PartitionLog::open(storage.clone(), config(), NOW)
+            .await
+            .unwrap();
+        assert_eq!(log.log_start_offset(), end, "an empty log at the old end");
+        assert_eq!(log.next_offset(), end);
+        // Resetting again finishes the job.
+        log.reset_to(end + 100, NOW).await.unwrap();
+        log.close().await.unwrap();
+        let log = PartitionLog::open(storage, config(), NOW).await.unwrap();
+        assert_eq!(log.log_start_offset(), end + 100);
+        assert_eq!(log.next_offset(), end + 100);
+    });
+}

@@ -26,11 +26,18 @@ pub struct Cluster {
     /// Each node's port.
     pub ports: Vec<u16>,
     nodes: Vec<Option<BrokerProcess>>,
+    /// Flags every node gets besides the cluster ones.
+    extra: Vec<String>,
 }
 
 impl Cluster {
     /// Starts `nodes` brokers (node ids 0..nodes).
     pub fn start(nodes: usize) -> Cluster {
+        Cluster::start_with(nodes, &[])
+    }
+
+    /// [`Cluster::start`] with more broker flags.
+    pub fn start_with(nodes: usize, extra: &[&str]) -> Cluster {
         let dir = tempfile::tempdir().expect("tempdir");
         let tls = dir.path().join("tls");
         let out = super::quiver(&["cluster", "certs", "--dir", tls.to_str().expect("utf-8")]);
@@ -45,6 +52,7 @@ impl Cluster {
             data,
             ports,
             nodes: (0..nodes).map(|_| None).collect(),
+            extra: extra.iter().map(|s| s.to_string()).collect(),
         };
         for i in 0..nodes {
             cluster.start_node(i);
@@ -69,7 +77,7 @@ impl Cluster {
         let key = self.tls.join("broker-key.pem");
         let ca = self.tls.join("ca.pem");
         let id = i.to_string();
-        let args = [
+        let mut args = vec![
             "--node-id",
             id.as_str(),
             "--controllers",
@@ -87,6 +95,7 @@ impl Cluster {
             "--replica-lag-time-max-ms",
             LAG_TIME_MAX_MS,
         ];
+        args.extend(self.extra.iter().map(String::as_str));
         self.nodes[i] = Some(BrokerProcess::start_on(
             &self.data[i],
             1,
@@ -144,17 +153,29 @@ impl Cluster {
     /// Creates `topic` with `replicas` replicas and `min.insync.replicas` one less (at least
     /// 1), retrying until the cluster can place them.
     pub async fn create_topic(&self, topic: &str, partitions: i32, replicas: i16) {
+        self.create_topic_with(topic, partitions, replicas, &[])
+            .await;
+    }
+
+    /// [`Cluster::create_topic`] with more topic configs.
+    pub async fn create_topic_with(
+        &self,
+        topic: &str,
+        partitions: i32,
+        replicas: i16,
+        configs: &[(&str, &str)],
+    ) {
         let admin = Admin::connect(self.config()).await.expect("admin");
         let min_insync = (replicas - 1).max(1).to_string();
         let deadline = Instant::now() + CREATE_WAIT_MAX;
         loop {
-            let created = admin
-                .create_topic(
-                    NewTopic::new(topic, partitions)
-                        .replication_factor(replicas)
-                        .config("min.insync.replicas", &min_insync),
-                )
-                .await;
+            let mut new = NewTopic::new(topic, partitions)
+                .replication_factor(replicas)
+                .config("min.insync.replicas", &min_insync);
+            for (k, v) in configs {
+                new = new.config(*k, *v);
+            }
+            let created = admin.create_topic(new).await;
             match created {
                 Ok(()) => return,
                 // An earlier attempt whose answer was lost (e.g. during the first election).

@@ -715,6 +715,24 @@ impl ShardBroker {
             };
             match part.error_code {
                 ErrorCode::None => {}
+                ErrorCode::OffsetOutOfRange
+                    if part.log_start_offset > partition.log_end_offset() =>
+                {
+                    // The leader no longer has what this replica lacks (retention removed it
+                    // while this broker was away): start over at the leader's log start.
+                    let start = part.log_start_offset;
+                    match partition.reset_to(start, Self::now_ms()).await {
+                        Ok(()) => eprintln!(
+                            "quiver: {}: behind the leader's log start; the replica now starts at {start}",
+                            partition.name()
+                        ),
+                        Err(e) => {
+                            eprintln!("quiver: {}: cannot start over at {start}: {e}", partition.name());
+                            glommio::timer::sleep(REPLICA_BACKOFF).await;
+                        }
+                    }
+                    continue;
+                }
                 ErrorCode::OffsetOutOfRange => {
                     truncated = false;
                     glommio::timer::sleep(REPLICA_BACKOFF).await;

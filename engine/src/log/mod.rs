@@ -1519,6 +1519,57 @@ impl<S: Storage> PartitionLog<S> {
         Ok(())
     }
 
+    /// Empties the log and starts it again at `offset`, which may lie past its end: a
+    /// follower whose log ends before its leader's log start (the leader deleted what the
+    /// follower lacks) or a Raft member installing a snapshot. Durable before it returns.
+    ///
+    /// Crash safety: the new start is recorded first, then every segment is removed, then the
+    /// new empty segment is created; a crash at any point reopens either as the old log or
+    /// as an empty log (at its old end, or at `offset`), never with a hole, and the caller
+    /// simply resets again.
+    pub async fn reset_to(&mut self, offset: i64, now_ms: i64) -> Result<(), LogError> {
+        if offset < 0 {
+            return Err(self.out_of_range(offset));
+        }
+        self.appender.sync().await?;
+        self.readahead.take();
+        self.storage
+            .write_meta(LOG_START_FILE, &offset.to_be_bytes())
+            .await?;
+        let bases: Vec<i64> = self.segment_bases();
+        for base in bases {
+            self.storage.remove(&log_name(base)).await?;
+            segment::remove_index(&self.storage, base).await?;
+        }
+        self.remove_snapshots_below(i64::MAX).await?;
+        self.storage.sync_dir().await?;
+        let file = self
+            .storage
+            .open_file(&log_name(offset), OpenMode::CreateNew)
+            .await?;
+        self.storage.sync_dir().await?;
+        self.appender = Appender::open(file.clone(), 0, 0, appender_config(&self.config)).await?;
+        self.active = Segment {
+            base: offset,
+            file,
+            size: 0,
+            next_offset: offset,
+            index: SegmentIndex::new(self.config.index_interval_bytes),
+            created_ms: now_ms,
+        };
+        self.sealed.clear();
+        self.cache.clear();
+        self.cache_bytes = 0;
+        self.log_start = offset;
+        self.next_offset = offset;
+        self.durable_offset = offset;
+        self.unsynced_bytes = 0;
+        self.producers = ProducerStateTable::new();
+        self.epochs = EpochCache::new();
+        self.write_epochs().await?;
+        Ok(())
+    }
+
     /// Cuts the epoch history to the log's current start and end, checkpointing a change.
     async fn cut_epochs(&mut self) -> Result<(), LogError> {
         let before = self.epochs.clone();

@@ -555,6 +555,25 @@ impl Partition {
         .unwrap_or(Err(PartitionError::Cancelled))
     }
 
+    /// Empties the log and starts it again at `offset` (a follower whose log ends before its
+    /// leader's log start; see [`PartitionLog::reset_to`]). Durable on return.
+    pub async fn reset_to(self: &Rc<Self>, offset: i64, now_ms: i64) -> Result<(), PartitionError> {
+        let this = Rc::clone(self);
+        glommio::spawn_local(async move {
+            let mut guard = this.write_log().await?;
+            let log = &mut *guard;
+            let result = log.reset_to(offset, now_ms).await;
+            if let Err(e) = &result {
+                this.record_failure(e);
+            }
+            this.refresh(log);
+            result.map_err(PartitionError::from)
+        })
+        .detach()
+        .await
+        .unwrap_or(Err(PartitionError::Cancelled))
+    }
+
     /// Resolves once every offset below `next_offset` is durable (the flusher or a group
     /// commit made it so), or fails if the partition closed or failed first.
     pub async fn wait_durable(&self, next_offset: i64) -> Result<(), PartitionError> {

@@ -86,6 +86,10 @@ pub struct BrokerArgs {
     /// How long committed offsets of a group without members are kept, ms. [default: 604800000 (7 days)]
     #[arg(long, env = "QUIVER_OFFSETS_RETENTION_MS")]
     pub offsets_retention_ms: Option<i64>,
+    /// How often each shard applies retention and compaction to its partitions, ms (Kafka's
+    /// `log.retention.check.interval.ms`). [default: 300000]
+    #[arg(long, env = "QUIVER_RETENTION_CHECK_INTERVAL_MS")]
+    pub retention_check_interval_ms: Option<u64>,
     /// This broker's id, unique in its cluster (Kafka's `node.id`). [default: 0]
     #[arg(long, env = "QUIVER_NODE_ID")]
     pub node_id: Option<i32>,
@@ -135,6 +139,7 @@ struct FileConfig {
     group_max_session_timeout_ms: Option<i32>,
     group_heartbeat_interval_ms: Option<i32>,
     offsets_retention_ms: Option<i64>,
+    retention_check_interval_ms: Option<u64>,
     node_id: Option<i32>,
     controllers: Option<String>,
     tls_ca: Option<PathBuf>,
@@ -161,6 +166,7 @@ pub struct Settings {
     pub group_max_session_timeout_ms: i32,
     pub group_heartbeat_interval_ms: i32,
     pub offsets_retention_ms: i64,
+    pub retention_check_interval_ms: u64,
     pub fault_drop_produce_response_every: u32,
     /// This broker's id (0 unless `--node-id`).
     pub node_id: i32,
@@ -284,8 +290,18 @@ impl BrokerArgs {
                 "--offsets-retention-ms must be at least 1".into(),
             ));
         }
+        let retention_check_interval_ms = self
+            .retention_check_interval_ms
+            .or(file.retention_check_interval_ms)
+            .unwrap_or(quiver_engine::broker::RETENTION_CHECK_INTERVAL_MS_DEFAULT);
+        if retention_check_interval_ms < 1 {
+            return Err(CliError::BadInput(
+                "--retention-check-interval-ms must be at least 1".into(),
+            ));
+        }
         Ok(Settings {
             node_id,
+            retention_check_interval_ms,
             cluster,
             tls_ca: self.tls_ca.clone().or(file.tls_ca),
             offsets_retention_ms,

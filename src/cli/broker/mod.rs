@@ -86,6 +86,7 @@ pub fn run(args: BrokerArgs) -> Result<(), CliError> {
     engine_config.groups.session_timeout_max_ms = settings.group_max_session_timeout_ms;
     engine_config.groups.heartbeat_interval_ms = settings.group_heartbeat_interval_ms;
     engine_config.groups.offsets_retention_ms = settings.offsets_retention_ms;
+    engine_config.retention_check_interval_ms = settings.retention_check_interval_ms;
     engine_config.fault_drop_produce_response_every = settings.fault_drop_produce_response_every;
     engine_config.node_id = settings.node_id;
     engine_config.cluster = settings.cluster.clone();
