@@ -330,6 +330,15 @@ fn run(failure: Failure) {
     });
     cluster.stop_all();
     check_replicas_identical(&cluster);
+    // Every controller snapshotted its image and cut its metadata log on the way.
+    for data in &cluster.data {
+        let snapshot = data.join("meta/cluster-metadata/raft-snapshot");
+        assert!(
+            snapshot.exists(),
+            "no metadata snapshot at {}",
+            snapshot.display()
+        );
+    }
 }
 
 #[test]

@@ -3,9 +3,13 @@
 //! reorders messages; members are killed (their storage keeps only what was synced) and
 //! restarted from their logs. The active controller registers brokers and creates topics.
 //!
+//! Members snapshot their image every few entries and drop the entries it covers, so a member
+//! that was down long enough is sent the leader's snapshot (InstallSnapshot) on its return.
+//!
 //! Checked: no two members ever apply different entries at the same index (state-machine
 //! safety, across restarts too); whatever a member applied is, after healing, applied by all
-//! and their metadata images are equal; elections happened and records were committed.
+//! (one by one or through a snapshot) and their metadata images are equal; elections happened,
+//! records were committed and snapshots were installed.
 //! A failing seed is printed; replay it with `QUIVER_SEED=<n>`.
 
 use std::collections::BTreeMap;
@@ -25,6 +29,8 @@ const SEEDS: u64 = 20;
 const CHAOS_STEPS: usize = 1500;
 const HEAL_STEPS: usize = 1500;
 const TICK_MS: i64 = 10;
+/// Applied entries between snapshots: small, so members fall behind the leader's log start.
+const SNAPSHOT_EVERY: u64 = 25;
 
 struct Member {
     storage: MemStorage,
@@ -45,6 +51,8 @@ struct Sim {
     brokers_registered: i32,
     topics_created: usize,
     elections: u64,
+    /// Snapshots members installed from a leader.
+    installs: usize,
 }
 
 fn config() -> ControllerConfig {
@@ -57,7 +65,8 @@ impl Sim {
         for id in VOTERS {
             let storage = MemStorage::new();
             let log = block_on(MetadataLog::open(storage.clone(), 0)).expect("open log");
-            let node = block_on(QuorumNode::open(id, &VOTERS, &log, config())).expect("node");
+            let mut node = block_on(QuorumNode::open(id, &VOTERS, &log, config())).expect("node");
+            node.set_snapshot_every(SNAPSHOT_EVERY);
             members.insert(
                 id,
                 Member {
@@ -78,6 +87,7 @@ impl Sim {
             brokers_registered: 0,
             topics_created: 0,
             elections: 0,
+            installs: 0,
         }
     }
 
@@ -101,6 +111,9 @@ impl Sim {
     fn kill(&mut self, id: u64) {
         let seed = self.rng.gen();
         let m = self.members.get_mut(&id).expect("member");
+        if let Some(node) = &m.node {
+            self.installs += node.snapshots_installed();
+        }
         m.node = None;
         m.log = None;
         m.storage = m.storage.crash(seed);
@@ -110,7 +123,9 @@ impl Sim {
     fn restart(&mut self, id: u64) {
         let m = self.members.get_mut(&id).expect("member");
         let log = block_on(MetadataLog::open(m.storage.clone(), self.now)).expect("reopen log");
-        let node = block_on(QuorumNode::open(id, &VOTERS, &log, config())).expect("reopen node");
+        let mut node =
+            block_on(QuorumNode::open(id, &VOTERS, &log, config())).expect("reopen node");
+        node.set_snapshot_every(SNAPSHOT_EVERY);
         m.log = Some(log);
         m.node = Some(node);
     }
@@ -242,7 +257,7 @@ impl Sim {
     }
 }
 
-fn run(seed: u64) -> (usize, u64) {
+fn run(seed: u64) -> (usize, u64, usize) {
     let mut sim = Sim::new(seed);
     for _ in 0..CHAOS_STEPS {
         sim.step(true, true);
@@ -293,15 +308,18 @@ fn run(seed: u64) -> (usize, u64) {
     }
     let highest = sim.applied.keys().last().copied().unwrap_or(0);
     for id in VOTERS {
+        let node = sim.members[&id].node.as_ref().expect("alive");
         assert_eq!(
-            sim.last_applied.get(&id).copied().unwrap_or(0),
+            node.applied_index()
+                .max(sim.last_applied.get(&id).copied().unwrap_or(0)),
             highest,
             "member {id} has not applied everything (leader {leader})"
         );
+        sim.installs += node.snapshots_installed();
     }
     let brokers = images[0].brokers().count();
     assert!(brokers > 0, "the quorum committed no broker registration");
-    (sim.applied.len(), sim.elections)
+    (sim.applied.len(), sim.elections, sim.installs)
 }
 
 #[test]
@@ -312,11 +330,13 @@ fn the_quorum_agrees_on_every_applied_entry() {
     };
     let mut applied = 0;
     let mut elections = 0;
+    let mut installs = 0;
     for &seed in &seeds {
         match std::panic::catch_unwind(|| run(seed)) {
-            Ok((a, e)) => {
+            Ok((a, e, i)) => {
                 applied += a;
                 elections += e;
+                installs += i;
             }
             Err(e) => {
                 eprintln!(
@@ -327,9 +347,12 @@ fn the_quorum_agrees_on_every_applied_entry() {
         }
     }
     eprintln!(
-        "{} seed(s): {applied} entries applied, {elections} leader changes",
+        "{} seed(s): {applied} entries applied, {elections} leader changes, {installs} snapshots installed",
         seeds.len()
     );
+    if seeds.len() > 1 {
+        assert!(installs > 0, "no member was ever sent a snapshot");
+    }
     assert!(
         applied >= 20 * seeds.len(),
         "only {applied} entries applied"

@@ -5,9 +5,9 @@
 use bytes::Bytes;
 use futures_lite::future::block_on;
 use quiver_engine::cluster::metadata_log::{
-    HardState, LogEntry, MetadataLog, MetadataLogError, HARD_STATE_FILE,
+    HardState, LogEntry, MetadataLog, MetadataLogError, Snapshot, HARD_STATE_FILE, SNAPSHOT_FILE,
 };
-use quiver_engine::log::MemStorage;
+use quiver_engine::log::{MemStorage, Storage};
 
 const NOW: i64 = 1_700_000_000_000;
 
@@ -197,5 +197,129 @@ fn a_damaged_hard_state_is_refused_not_guessed() {
             MetadataLog::open(storage, NOW).await,
             Err(MetadataLogError::HardState(_))
         ));
+    });
+}
+
+/// A snapshot file as the log writes it (version 1, index, term, data, CRC-32C).
+fn snapshot_file(index: u64, term: u64, data: &[u8]) -> Vec<u8> {
+    let mut body = vec![1u8];
+    body.extend_from_slice(&index.to_be_bytes());
+    body.extend_from_slice(&term.to_be_bytes());
+    body.extend_from_slice(data);
+    let mut for_crc = vec![0u8; quiver_engine::batch::CRC_START];
+    for_crc.extend_from_slice(&body);
+    let crc = quiver_engine::batch::compute_crc(&for_crc);
+    body.extend_from_slice(&crc.to_be_bytes());
+    body
+}
+
+#[test]
+fn a_snapshot_drops_the_entries_it_covers_and_survives_reopen() {
+    block_on(async {
+        let storage = MemStorage::new();
+        let mut log = MetadataLog::open(storage.clone(), NOW).await.unwrap();
+        log.append(&entries(1, &[1, 1, 1, 2, 2, 2, 3, 3, 3, 3]), NOW)
+            .await
+            .unwrap();
+        log.set_hard_state(HardState {
+            term: 3,
+            vote: 1,
+            commit: 8,
+        })
+        .await
+        .unwrap();
+        let snap = Snapshot {
+            index: 6,
+            term: 2,
+            data: Bytes::from_static(b"image at 6"),
+        };
+        log.save_snapshot(snap.clone(), NOW).await.unwrap();
+        assert_eq!((log.first_index(), log.last_index()), (7, 10));
+        assert_eq!(log.term(6), Some(2));
+        assert_eq!(log.term(5), None, "covered entries are gone");
+        let kept = log.entries(7, 11, usize::MAX).await.unwrap();
+        assert_eq!(kept, entries(7, &[3, 3, 3, 3]));
+        log.close().await.unwrap();
+
+        let log = MetadataLog::open(storage, NOW).await.unwrap();
+        assert_eq!(log.snapshot(), Some(&snap));
+        assert_eq!((log.first_index(), log.last_index()), (7, 10));
+        assert_eq!(log.hard_state().commit, 8);
+    });
+}
+
+#[test]
+fn a_leaders_snapshot_past_or_against_the_log_restarts_it() {
+    block_on(async {
+        // Past the end: the log restarts after the snapshot.
+        let storage = MemStorage::new();
+        let mut log = MetadataLog::open(storage.clone(), NOW).await.unwrap();
+        log.append(&entries(1, &[1, 1, 2, 2, 2]), NOW)
+            .await
+            .unwrap();
+        let snap = Snapshot {
+            index: 20,
+            term: 4,
+            data: Bytes::from_static(b"image at 20"),
+        };
+        log.save_snapshot(snap.clone(), NOW).await.unwrap();
+        assert_eq!((log.first_index(), log.last_index()), (21, 20));
+        assert_eq!(log.term(20), Some(4));
+        assert!(log.hard_state().commit >= 20);
+        log.append(&entries(21, &[4, 5]), NOW).await.unwrap();
+        log.close().await.unwrap();
+        let log = MetadataLog::open(storage, NOW).await.unwrap();
+        assert_eq!((log.first_index(), log.last_index()), (21, 22));
+        assert_eq!(log.term(22), Some(5));
+        assert_eq!(log.snapshot(), Some(&snap));
+
+        // Against the log (its entry at the snapshot's index has another term): replaced.
+        let mut log = MetadataLog::open(MemStorage::new(), NOW).await.unwrap();
+        log.append(&entries(1, &[1, 1, 2, 2, 2, 2]), NOW)
+            .await
+            .unwrap();
+        log.save_snapshot(
+            Snapshot {
+                index: 4,
+                term: 3,
+                data: Bytes::from_static(b"image at 4"),
+            },
+            NOW,
+        )
+        .await
+        .unwrap();
+        assert_eq!((log.first_index(), log.last_index()), (5, 4));
+        assert_eq!(log.term(4), Some(3));
+    });
+}
+
+#[test]
+fn an_install_cut_short_is_finished_at_open_and_a_damaged_snapshot_refused() {
+    block_on(async {
+        let storage = MemStorage::new();
+        let mut log = MetadataLog::open(storage.clone(), NOW).await.unwrap();
+        log.append(&entries(1, &[1, 1, 1, 1, 1]), NOW)
+            .await
+            .unwrap();
+        log.close().await.unwrap();
+        // The snapshot became durable, then the process died before the log was reset.
+        storage
+            .write_meta(SNAPSHOT_FILE, &snapshot_file(9, 2, b"image at 9"))
+            .await
+            .unwrap();
+        let log = MetadataLog::open(storage.clone(), NOW).await.unwrap();
+        assert_eq!((log.first_index(), log.last_index()), (10, 9));
+        assert_eq!(log.term(9), Some(2));
+        assert!(log.hard_state().commit >= 9);
+        log.close().await.unwrap();
+
+        let mut damaged = snapshot_file(9, 2, b"image at 9");
+        damaged[12] ^= 0xff;
+        storage.write_meta(SNAPSHOT_FILE, &damaged).await.unwrap();
+        match MetadataLog::open(storage, NOW).await {
+            Err(MetadataLogError::Snapshot(reason)) => assert!(reason.contains("CRC")),
+            Err(e) => panic!("wrong error: {e}"),
+            Ok(_) => panic!("a damaged snapshot was accepted"),
+        }
     });
 }

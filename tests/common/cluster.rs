@@ -94,6 +94,9 @@ impl Cluster {
             "500",
             "--replica-lag-time-max-ms",
             LAG_TIME_MAX_MS,
+            // Small, so the tests take metadata snapshots and cut the metadata log.
+            "--metadata-snapshot-entries",
+            "10",
         ];
         args.extend(self.extra.iter().map(String::as_str));
         self.nodes[i] = Some(BrokerProcess::start_on(

@@ -122,6 +122,7 @@ impl ShardBroker {
                 broker_session_timeout_ms: cluster.broker_session_timeout_ms,
                 default_replication_factor: cluster.default_replication_factor,
                 default_partitions: self.config.topic_defaults.partitions,
+                metadata_snapshot_entries: cluster.metadata_snapshot_entries,
             };
             let shell = ControllerShell::start(
                 self.config.node_id,

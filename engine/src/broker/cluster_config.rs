@@ -70,6 +70,9 @@ pub struct ClusterConfig {
     pub broker_heartbeat_interval_ms: u64,
     /// Replication factor of a topic created without one (`default.replication.factor`).
     pub default_replication_factor: i32,
+    /// Applied metadata entries between a controller's snapshots of its image (the metadata
+    /// log is cut after each).
+    pub metadata_snapshot_entries: u64,
 }
 
 impl ClusterConfig {
@@ -82,6 +85,7 @@ impl ClusterConfig {
                 crate::cluster::controller::BROKER_SESSION_TIMEOUT_MS_DEFAULT,
             broker_heartbeat_interval_ms: BROKER_HEARTBEAT_INTERVAL_MS_DEFAULT,
             default_replication_factor: CLUSTER_REPLICATION_FACTOR_DEFAULT,
+            metadata_snapshot_entries: crate::cluster::quorum::SNAPSHOT_ENTRIES,
         }
     }
 

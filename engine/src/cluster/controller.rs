@@ -58,6 +58,8 @@ pub struct ControllerConfig {
     pub default_replication_factor: i32,
     /// Partition count of a topic created without one.
     pub default_partitions: i32,
+    /// Applied metadata entries between a quorum member's snapshots.
+    pub metadata_snapshot_entries: u64,
 }
 
 impl Default for ControllerConfig {
@@ -66,6 +68,7 @@ impl Default for ControllerConfig {
             broker_session_timeout_ms: BROKER_SESSION_TIMEOUT_MS_DEFAULT,
             default_replication_factor: DEFAULT_REPLICATION_FACTOR_DEFAULT,
             default_partitions: DEFAULT_PARTITIONS_DEFAULT,
+            metadata_snapshot_entries: crate::cluster::quorum::SNAPSHOT_ENTRIES,
         }
     }
 }

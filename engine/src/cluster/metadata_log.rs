@@ -11,6 +11,12 @@
 //!
 //! Hard-state file format (big-endian): version u8 (1), term u64, vote u64, commit u64,
 //! compacted index u64, compacted term u64, CRC-32C u32 of everything before it.
+//!
+//! Snapshots: the state machine's state as of an applied index sits in a snapshot file
+//! (version u8 (1), index u64, term u64, data, CRC-32C u32), written atomically *before* the
+//! entries it covers are dropped, so the log never lacks what no snapshot holds. Installing a
+//! leader's snapshot that the log does not continue empties the log and restarts it after the
+//! snapshot; an install cut short by a crash is finished when the log is opened.
 
 use bytes::{Bytes, BytesMut};
 use thiserror::Error;
@@ -20,6 +26,9 @@ use crate::log::{FlushPolicy, LogConfig, LogError, PartitionLog, Storage};
 
 /// Name of the hard-state checkpoint.
 pub const HARD_STATE_FILE: &str = "raft-hard-state";
+/// Name of the snapshot file.
+pub const SNAPSHOT_FILE: &str = "raft-snapshot";
+const SNAPSHOT_VERSION: u8 = 1;
 const HARD_STATE_VERSION: u8 = 1;
 const HARD_STATE_BYTES: usize = 1 + 8 * 5 + 4;
 /// Bytes read per call when returning entries.
@@ -56,6 +65,9 @@ pub enum MetadataLogError {
     /// The hard-state file is damaged.
     #[error("raft hard state: {0}")]
     HardState(String),
+    /// The snapshot file is damaged.
+    #[error("raft snapshot: {0}")]
+    Snapshot(String),
     /// Entries that do not continue the log (a gap, or indexes out of order).
     #[error("entry {index} does not continue the log (last index {last_index})")]
     Gap {
@@ -82,6 +94,17 @@ pub enum MetadataLogError {
     },
 }
 
+/// A snapshot of the state machine as of entry `index` (of `term`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Snapshot {
+    /// The last entry it covers.
+    pub index: u64,
+    /// That entry's term.
+    pub term: u64,
+    /// The state (for the controller: an encoded metadata image).
+    pub data: Bytes,
+}
+
 /// The durable Raft log of one controller.
 pub struct MetadataLog<S: Storage> {
     log: PartitionLog<S>,
@@ -89,6 +112,8 @@ pub struct MetadataLog<S: Storage> {
     hard: HardState,
     /// The last compacted entry (index, term): the entries up to it are gone.
     compacted: (u64, u64),
+    /// The latest snapshot, if any.
+    snapshot: Option<Snapshot>,
 }
 
 fn log_config() -> LogConfig {
@@ -119,12 +144,23 @@ impl<S: Storage + Clone> MetadataLog<S> {
             Some(bytes) => decode_hard_state(&bytes)?,
             None => (HardState::default(), (0, 0)),
         };
+        let snapshot = match read_snapshot_file(&meta).await? {
+            Some(bytes) => Some(decode_snapshot(&bytes)?),
+            None => None,
+        };
         let mut me = MetadataLog {
             log,
             meta,
             hard,
             compacted,
+            snapshot,
         };
+        // A snapshot the log does not continue (an install cut short): finish it.
+        if let Some(snap) = me.snapshot.clone() {
+            if snap.index > me.compacted.0 {
+                me.settle_snapshot(&snap, now_ms).await?;
+            }
+        }
         // The log starts where it was compacted to (a crash between the two writes leaves
         // the log start behind: move it up).
         let start = i64::try_from(me.compacted.0).unwrap_or(i64::MAX);
@@ -298,6 +334,54 @@ impl<S: Storage + Clone> MetadataLog<S> {
         Ok(())
     }
 
+    /// The latest snapshot, if any.
+    pub fn snapshot(&self) -> Option<&Snapshot> {
+        self.snapshot.as_ref()
+    }
+
+    /// Saves `snapshot` durably, then drops the entries it covers: this member's own snapshot
+    /// of what it applied, or one its leader sent (the log is emptied and restarted after it
+    /// when it does not hold the snapshot's last entry with the same term).
+    pub async fn save_snapshot(
+        &mut self,
+        snapshot: Snapshot,
+        now_ms: i64,
+    ) -> Result<(), MetadataLogError> {
+        if snapshot.index <= self.compacted.0 {
+            return Ok(());
+        }
+        self.meta
+            .write_meta(SNAPSHOT_FILE, &encode_snapshot(&snapshot))
+            .await
+            .map_err(LogError::Io)?;
+        self.snapshot = Some(snapshot.clone());
+        self.settle_snapshot(&snapshot, now_ms).await
+    }
+
+    /// Makes the log start after `snap` (already durable).
+    async fn settle_snapshot(
+        &mut self,
+        snap: &Snapshot,
+        now_ms: i64,
+    ) -> Result<(), MetadataLogError> {
+        let hard = HardState {
+            commit: self.hard.commit.max(snap.index),
+            ..self.hard
+        };
+        if self.term(snap.index) == Some(snap.term) {
+            self.hard = hard;
+            return self.compact(snap.index).await;
+        }
+        // Recorded first: a crash before the reset reopens into `open`'s repair above.
+        self.write_state(hard, (snap.index, snap.term)).await?;
+        self.hard = hard;
+        self.compacted = (snap.index, snap.term);
+        self.log
+            .reset_to(i64::try_from(snap.index).unwrap_or(i64::MAX), now_ms)
+            .await?;
+        Ok(())
+    }
+
     /// Closes cleanly (the next open skips recovery).
     pub async fn close(self) -> Result<(), MetadataLogError> {
         self.log.close().await?;
@@ -328,6 +412,47 @@ fn crc32c(data: &[u8]) -> u32 {
     let mut buf = vec![0u8; crate::batch::CRC_START + data.len()];
     buf[crate::batch::CRC_START..].copy_from_slice(data);
     crate::batch::compute_crc(&buf)
+}
+
+async fn read_snapshot_file<S: Storage>(meta: &S) -> Result<Option<Vec<u8>>, MetadataLogError> {
+    Ok(meta.read_meta(SNAPSHOT_FILE).await.map_err(LogError::Io)?)
+}
+
+fn encode_snapshot(snap: &Snapshot) -> Vec<u8> {
+    let mut out = Vec::with_capacity(1 + 16 + snap.data.len() + 4);
+    out.push(SNAPSHOT_VERSION);
+    out.extend_from_slice(&snap.index.to_be_bytes());
+    out.extend_from_slice(&snap.term.to_be_bytes());
+    out.extend_from_slice(&snap.data);
+    let crc = crc32c(&out);
+    out.extend_from_slice(&crc.to_be_bytes());
+    out
+}
+
+fn decode_snapshot(bytes: &[u8]) -> Result<Snapshot, MetadataLogError> {
+    if bytes.len() < 1 + 16 + 4 {
+        return Err(MetadataLogError::Snapshot(format!(
+            "only {} bytes",
+            bytes.len()
+        )));
+    }
+    let (body, crc) = bytes.split_at(bytes.len() - 4);
+    if crc32c(body).to_be_bytes() != crc {
+        return Err(MetadataLogError::Snapshot("CRC mismatch".into()));
+    }
+    if body[0] != SNAPSHOT_VERSION {
+        return Err(MetadataLogError::Snapshot(format!(
+            "unknown version {}",
+            body[0]
+        )));
+    }
+    let index = u64::from_be_bytes(body[1..9].try_into().unwrap_or([0; 8]));
+    let term = u64::from_be_bytes(body[9..17].try_into().unwrap_or([0; 8]));
+    Ok(Snapshot {
+        index,
+        term,
+        data: Bytes::copy_from_slice(&body[17..]),
+    })
 }
 
 fn decode_hard_state(bytes: &[u8]) -> Result<(HardState, (u64, u64)), MetadataLogError> {

@@ -9,19 +9,32 @@
 //! its turn comes (two decisions raced) is skipped, the same way on every member, so all
 //! images stay equal.
 //!
-//! On restart a node reloads its entries and hard state from the metadata log, and Raft hands
-//! the committed ones to it again, rebuilding the image from the start. (Snapshots of the image,
-//! and so log compaction, are not done yet: the log grows.)
+//! Snapshots: every [`SNAPSHOT_ENTRIES`] applied entries a member saves its image as of the last
+//! applied entry as a snapshot and drops the entries it covers (from the durable log and from
+//! memory), so neither grows without bound. A member so far behind that the leader no longer
+//! has the entries it lacks is sent the leader's snapshot (Raft's InstallSnapshot), installs
+//! it durably and takes the image from it.
+//!
+//! On restart a node loads its snapshot (if any) as its image, reloads the entries after it and
+//! the hard state from the metadata log, and Raft hands the committed ones to it again.
 
 use bytes::Bytes;
-use raft::eraftpb::{ConfState, Entry, EntryType, HardState as RaftHardState, Message};
-use raft::storage::MemStorage as RaftMemory;
-use raft::{Config, RawNode, StateRole};
+use std::cell::RefCell;
+use std::rc::Rc;
+
+use raft::eraftpb::{
+    ConfState, Entry, EntryType, HardState as RaftHardState, Message, MessageType,
+    Snapshot as RaftSnapshot,
+};
+use raft::{
+    Config, GetEntriesContext, RaftState, RawNode, SnapshotStatus, StateRole, Storage as RaftStore,
+    StorageError,
+};
 use thiserror::Error;
 
 use super::controller::{Controller, ControllerConfig};
 use super::metadata::{ClusterMetadata, MetadataRecord};
-use super::metadata_log::{HardState, LogEntry, MetadataLog, MetadataLogError};
+use super::metadata_log::{HardState, LogEntry, MetadataLog, MetadataLogError, Snapshot};
 use crate::log::Storage;
 
 /// Ticks without a leader's word before a follower stands for election.
@@ -30,6 +43,8 @@ pub const ELECTION_TICKS: usize = 10;
 pub const HEARTBEAT_TICKS: usize = 2;
 /// Largest payload sent in one append message.
 const MESSAGE_BYTES_MAX: u64 = 1 << 20;
+/// Applied entries between a member's snapshots.
+pub const SNAPSHOT_ENTRIES: u64 = 1000;
 
 /// Why a quorum operation failed.
 #[derive(Debug, Error)]
@@ -54,6 +69,151 @@ pub enum QuorumError {
         /// What is wrong.
         reason: String,
     },
+    /// A snapshot's payload is not an image (a bug or a damaged file).
+    #[error("snapshot at {index}: {reason}")]
+    BadSnapshot {
+        /// The snapshot's index.
+        index: u64,
+        /// What is wrong.
+        reason: String,
+    },
+}
+
+/// What Raft reads its log from: the entries after the latest snapshot, the hard state and
+/// that snapshot, in memory (the durable copy is the [`MetadataLog`]). One shard owns it.
+#[derive(Clone, Default)]
+struct Memory(Rc<RefCell<MemoryCore>>);
+
+#[derive(Default)]
+struct MemoryCore {
+    hard: RaftHardState,
+    conf: ConfState,
+    /// The latest snapshot (index 0: none); `entries` continue it.
+    snapshot: RaftSnapshot,
+    entries: Vec<Entry>,
+}
+
+impl MemoryCore {
+    fn snapshot_index(&self) -> u64 {
+        self.snapshot.get_metadata().index
+    }
+
+    fn last_index(&self) -> u64 {
+        self.snapshot_index() + self.entries.len() as u64
+    }
+
+    /// Appends entries, replacing any suffix they overlap.
+    fn append(&mut self, entries: &[Entry]) {
+        let Some(first) = entries.first() else {
+            return;
+        };
+        let keep = first.index.saturating_sub(self.snapshot_index() + 1) as usize;
+        self.entries.truncate(keep);
+        self.entries.extend_from_slice(entries);
+    }
+
+    /// Makes `snapshot` the base: entries it covers go, later ones stay if they continue it.
+    fn set_snapshot(&mut self, snapshot: RaftSnapshot) {
+        let index = snapshot.get_metadata().index;
+        let term = snapshot.get_metadata().term;
+        let continues = self.term(index) == Some(term);
+        let drop = index.saturating_sub(self.snapshot_index()) as usize;
+        if continues && drop <= self.entries.len() {
+            self.entries.drain(..drop);
+        } else {
+            self.entries.clear();
+        }
+        self.hard.commit = self.hard.commit.max(index);
+        self.hard.term = self.hard.term.max(term);
+        self.snapshot = snapshot;
+    }
+
+    fn term(&self, index: u64) -> Option<u64> {
+        let base = self.snapshot_index();
+        if index == base {
+            return Some(self.snapshot.get_metadata().term);
+        }
+        if index < base || index > self.last_index() {
+            return None;
+        }
+        Some(self.entries[(index - base - 1) as usize].term)
+    }
+}
+
+impl RaftStore for Memory {
+    fn initial_state(&self) -> raft::Result<RaftState> {
+        let core = self.0.borrow();
+        Ok(RaftState {
+            hard_state: core.hard.clone(),
+            conf_state: core.conf.clone(),
+        })
+    }
+
+    fn entries(
+        &self,
+        low: u64,
+        high: u64,
+        max_size: impl Into<Option<u64>>,
+        _context: GetEntriesContext,
+    ) -> raft::Result<Vec<Entry>> {
+        let core = self.0.borrow();
+        let base = core.snapshot_index();
+        if low <= base {
+            return Err(raft::Error::Store(StorageError::Compacted));
+        }
+        if high > core.last_index() + 1 || low > high {
+            return Err(raft::Error::Store(StorageError::Unavailable));
+        }
+        let mut out = core.entries[(low - base - 1) as usize..(high - base - 1) as usize].to_vec();
+        raft::util::limit_size(&mut out, max_size.into());
+        Ok(out)
+    }
+
+    fn term(&self, index: u64) -> raft::Result<u64> {
+        let core = self.0.borrow();
+        if index < core.snapshot_index() {
+            return Err(raft::Error::Store(StorageError::Compacted));
+        }
+        core.term(index)
+            .ok_or(raft::Error::Store(StorageError::Unavailable))
+    }
+
+    fn first_index(&self) -> raft::Result<u64> {
+        Ok(self.0.borrow().snapshot_index() + 1)
+    }
+
+    fn last_index(&self) -> raft::Result<u64> {
+        Ok(self.0.borrow().last_index())
+    }
+
+    fn snapshot(&self, request_index: u64, _to: u64) -> raft::Result<RaftSnapshot> {
+        let core = self.0.borrow();
+        if core.snapshot_index() == 0 || core.snapshot_index() < request_index {
+            return Err(raft::Error::Store(
+                StorageError::SnapshotTemporarilyUnavailable,
+            ));
+        }
+        Ok(core.snapshot.clone())
+    }
+}
+
+fn raft_snapshot(snap: &Snapshot, conf: &ConfState) -> RaftSnapshot {
+    let mut out = RaftSnapshot {
+        data: snap.data.to_vec().into(),
+        ..Default::default()
+    };
+    let meta = out.mut_metadata();
+    meta.index = snap.index;
+    meta.term = snap.term;
+    meta.set_conf_state(conf.clone());
+    out
+}
+
+fn image_of(snap: &Snapshot) -> Result<ClusterMetadata, QuorumError> {
+    ClusterMetadata::decode_image(&snap.data).map_err(|e| QuorumError::BadSnapshot {
+        index: snap.index,
+        reason: e.to_string(),
+    })
 }
 
 /// A committed entry as applied, for callers that track what the quorum decided.
@@ -98,7 +258,12 @@ pub fn decode_records(mut data: &[u8]) -> Result<Vec<MetadataRecord>, String> {
 /// One controller quorum member.
 pub struct QuorumNode {
     id: u64,
-    raw: RawNode<RaftMemory>,
+    raw: RawNode<Memory>,
+    memory: Memory,
+    /// Applied entries between snapshots.
+    snapshot_every: u64,
+    /// Snapshots taken from the leader over this node's life.
+    installed: usize,
     controller: Controller,
     /// Records skipped at apply time, over this node's life.
     skipped: usize,
@@ -118,19 +283,34 @@ impl QuorumNode {
         log: &MetadataLog<S>,
         config: ControllerConfig,
     ) -> Result<QuorumNode, QuorumError> {
-        let entries = log.entries(1, u64::MAX, usize::MAX).await?;
-        let memory = RaftMemory::new_with_conf_state(ConfState::from((voters.to_vec(), vec![])));
+        let conf = ConfState::from((voters.to_vec(), vec![]));
+        let memory = Memory::default();
+        let snapshot_every = config.metadata_snapshot_entries;
+        let snapshot = log.snapshot().cloned();
+        let from = snapshot.as_ref().map_or(1, |s| s.index + 1);
+        let entries = log.entries(from, u64::MAX, usize::MAX).await?;
+        let entries: Vec<Entry> = entries.iter().map(to_raft).collect();
+        let controller = match &snapshot {
+            Some(snap) => Controller::from_metadata(config, image_of(snap)?),
+            None => Controller::new(config),
+        };
         {
-            let mut core = memory.wl();
+            let mut core = memory.0.borrow_mut();
+            core.conf = conf.clone();
+            if let Some(snap) = &snapshot {
+                core.set_snapshot(raft_snapshot(snap, &conf));
+            }
+            core.append(&entries);
             let hard = log.hard_state();
-            core.set_hardstate(RaftHardState {
+            core.hard = RaftHardState {
                 term: hard.term,
                 vote: hard.vote,
-                commit: hard.commit.min(log.last_index()),
+                commit: hard
+                    .commit
+                    .min(core.last_index())
+                    .max(core.snapshot_index()),
                 ..Default::default()
-            });
-            let entries: Vec<Entry> = entries.iter().map(to_raft).collect();
-            core.append(&entries)?;
+            };
         }
         let raft_config = Config {
             id,
@@ -143,11 +323,14 @@ impl QuorumNode {
             ..Config::default()
         };
         raft_config.validate()?;
-        let raw = RawNode::new(&raft_config, memory, &discard_logger())?;
+        let raw = RawNode::new(&raft_config, memory.clone(), &discard_logger())?;
         Ok(QuorumNode {
             id,
             raw,
-            controller: Controller::new(config),
+            memory,
+            snapshot_every: snapshot_every.max(1),
+            installed: 0,
+            controller,
             skipped: 0,
             was_leader: false,
         })
@@ -206,6 +389,21 @@ impl QuorumNode {
         self.raw.raft.raft_log.term(index).ok()
     }
 
+    /// Sets how many applied entries go between snapshots (tests make it small).
+    pub fn set_snapshot_every(&mut self, entries: u64) {
+        self.snapshot_every = entries.max(1);
+    }
+
+    /// Snapshots this node installed from its leader (since it was opened).
+    pub fn snapshots_installed(&self) -> usize {
+        self.installed
+    }
+
+    /// Index of this member's latest snapshot (0: none).
+    pub fn snapshot_index(&self) -> u64 {
+        self.memory.0.borrow().snapshot_index()
+    }
+
     /// Records skipped at apply time so far.
     pub fn skipped(&self) -> usize {
         self.skipped
@@ -248,12 +446,30 @@ impl QuorumNode {
         }
         let mut ready = self.raw.ready();
         out.extend(ready.take_messages());
+        if !ready.snapshot().is_empty() {
+            // The leader's snapshot: durable first, then the image is taken from it.
+            let meta = ready.snapshot().get_metadata();
+            let snap = Snapshot {
+                index: meta.index,
+                term: meta.term,
+                data: Bytes::copy_from_slice(&ready.snapshot().data),
+            };
+            let image = image_of(&snap)?;
+            log.save_snapshot(snap, now_ms).await?;
+            self.memory
+                .0
+                .borrow_mut()
+                .set_snapshot(ready.snapshot().clone());
+            let config = self.controller.config().clone();
+            self.controller = Controller::from_metadata(config, image);
+            self.installed += 1;
+        }
         let committed = ready.take_committed_entries();
         self.apply(committed, &mut applied)?;
         if !ready.entries().is_empty() {
             let entries: Vec<LogEntry> = ready.entries().iter().map(from_raft).collect();
             log.append(&entries, now_ms).await?;
-            self.raw.mut_store().wl().append(ready.entries())?;
+            self.memory.0.borrow_mut().append(ready.entries());
         }
         if let Some(hs) = ready.hs() {
             log.set_hard_state(HardState {
@@ -262,7 +478,7 @@ impl QuorumNode {
                 commit: hs.commit,
             })
             .await?;
-            self.raw.mut_store().wl().set_hardstate(hs.clone());
+            self.memory.0.borrow_mut().hard = hs.clone();
         }
         out.extend(ready.take_persisted_messages());
         let mut light = self.raw.advance(ready);
@@ -270,7 +486,7 @@ impl QuorumNode {
             let mut hard = log.hard_state();
             hard.commit = commit;
             log.set_hard_state(hard).await?;
-            self.raw.mut_store().wl().mut_hard_state().commit = commit;
+            self.memory.0.borrow_mut().hard.commit = commit;
         }
         out.extend(light.take_messages());
         self.apply(light.take_committed_entries(), &mut applied)?;
@@ -280,7 +496,43 @@ impl QuorumNode {
             self.controller.activate(now_ms);
         }
         self.was_leader = self.is_leader();
+        // A snapshot sent is reported at once: the follower's next answer tells whether it
+        // took it (if the message was lost, its refusal brings another).
+        for m in &out {
+            if m.get_msg_type() == MessageType::MsgSnapshot {
+                self.raw.report_snapshot(m.to, SnapshotStatus::Finish);
+            }
+        }
+        self.maybe_snapshot(log, now_ms).await?;
         Ok((out, applied))
+    }
+
+    /// Saves a snapshot of the image once enough entries were applied since the last one.
+    async fn maybe_snapshot<S: Storage + Clone>(
+        &mut self,
+        log: &mut MetadataLog<S>,
+        now_ms: i64,
+    ) -> Result<(), QuorumError> {
+        let applied = self.applied_index();
+        let base = self.snapshot_index();
+        if applied < base + self.snapshot_every || applied > log.last_index() {
+            return Ok(());
+        }
+        let Some(term) = self.entry_term(applied) else {
+            return Ok(());
+        };
+        let snap = Snapshot {
+            index: applied,
+            term,
+            data: Bytes::from(self.controller.metadata().encode_image()),
+        };
+        let conf = self.memory.0.borrow().conf.clone();
+        log.save_snapshot(snap.clone(), now_ms).await?;
+        self.memory
+            .0
+            .borrow_mut()
+            .set_snapshot(raft_snapshot(&snap, &conf));
+        Ok(())
     }
 
     fn apply(

@@ -115,6 +115,10 @@ pub struct BrokerArgs {
     /// Replicas of a topic created without a replication factor (cluster mode). [default: 1]
     #[arg(long, env = "QUIVER_DEFAULT_REPLICATION_FACTOR")]
     pub default_replication_factor: Option<i32>,
+    /// Metadata entries a controller applies between snapshots of its image, after each of
+    /// which its metadata log is cut (cluster mode). [default: 1000]
+    #[arg(long, env = "QUIVER_METADATA_SNAPSHOT_ENTRIES")]
+    pub metadata_snapshot_entries: Option<u64>,
     /// Test hook: leave every n-th produce request unanswered after appending it, so clients
     /// retry (idempotence tests). Never use in production.
     #[arg(long, env = "QUIVER_FAULT_DROP_PRODUCE_RESPONSE_EVERY", hide = true)]
@@ -147,6 +151,7 @@ struct FileConfig {
     broker_session_timeout_ms: Option<i64>,
     broker_heartbeat_interval_ms: Option<u64>,
     default_replication_factor: Option<i32>,
+    metadata_snapshot_entries: Option<u64>,
 }
 
 /// Settings after merging, every one decided.
@@ -360,6 +365,9 @@ impl BrokerArgs {
         let default_replication_factor = self
             .default_replication_factor
             .or(file.default_replication_factor);
+        let metadata_snapshot_entries = self
+            .metadata_snapshot_entries
+            .or(file.metadata_snapshot_entries);
         let Some(text) = self
             .controllers
             .clone()
@@ -381,6 +389,10 @@ impl BrokerArgs {
                 (
                     "--default-replication-factor",
                     default_replication_factor.is_some(),
+                ),
+                (
+                    "--metadata-snapshot-entries",
+                    metadata_snapshot_entries.is_some(),
                 ),
             ];
             if let Some((flag, _)) = given.iter().find(|(_, set)| *set) {
@@ -404,6 +416,14 @@ impl BrokerArgs {
         }
         if let Some(factor) = default_replication_factor {
             cluster.default_replication_factor = factor;
+        }
+        if let Some(entries) = metadata_snapshot_entries {
+            if entries < 1 {
+                return Err(CliError::BadInput(
+                    "--metadata-snapshot-entries must be at least 1".into(),
+                ));
+            }
+            cluster.metadata_snapshot_entries = entries;
         }
         cluster
             .validate(node_id)
