@@ -115,19 +115,20 @@ impl ShardBroker {
         }
     }
 
-    /// The shard that owns `name`-`p` (on every broker of a cluster, which run alike).
+    /// The shard of this broker that owns `name`-`p`.
     fn shard_of(&self, name: &str, p: i32) -> u16 {
         let shard = shard_for(name, p, self.config.shard_count);
         // validate() keeps base_port + shard_count - 1 within u16.
         u16::try_from(shard).unwrap_or(u16::MAX)
     }
 
-    /// Metadata from the cluster image: live brokers, and each partition's leader (brokers
-    /// are assumed to run the same shard count).
+    /// Metadata from the cluster image: live brokers with their own shard counts, and each
+    /// partition's leader with the leader's shard for it (by the leader's shard count, which
+    /// may differ from this broker's).
     fn cluster_metadata(&self, request: MetadataRequest) -> MetadataResponse {
         let snapshot = self.snapshot();
         let image = snapshot.as_ref().map(|s| &s.image);
-        let brokers: Vec<(i32, String, u16)> = image
+        let brokers: Vec<super::cluster::BrokerAddress> = image
             .map(super::cluster::broker_addresses)
             .unwrap_or_default();
         let names: Vec<String> = match (request.topics, image) {
@@ -145,9 +146,14 @@ impl ShardBroker {
                     partitions: (0..)
                         .zip(&topic.partitions)
                         .map(|(p, state)| {
-                            let shard = self.shard_of(&name, p);
-                            let leader =
-                                state.leader.and_then(|l| brokers.iter().find(|b| b.0 == l));
+                            let leader = state
+                                .leader
+                                .and_then(|l| brokers.iter().find(|b| b.id == l));
+                            let shard = leader.map_or(0, |b| {
+                                let shard = shard_for(&name, p, usize::from(b.shards.max(1)));
+                                // The controller admits only shard ports within u16.
+                                u16::try_from(shard).unwrap_or(u16::MAX)
+                            });
                             PartitionMetadata {
                                 error_code: if leader.is_some() {
                                     ErrorCode::None
@@ -155,12 +161,13 @@ impl ShardBroker {
                                     ErrorCode::LeaderNotAvailable
                                 },
                                 partition: p,
-                                leader_id: leader.map_or(-1, |b| b.0),
+                                leader_id: leader.map_or(-1, |b| b.id),
                                 leader_epoch: state.leader_epoch,
-                                leader_host: leader.map(|b| b.1.clone()).unwrap_or_default(),
-                                leader_port: leader.map_or(0, |b| b.2),
+                                leader_host: leader.map(|b| b.host.clone()).unwrap_or_default(),
+                                leader_port: leader.map_or(0, |b| b.port),
                                 leader_shard: shard,
-                                leader_shard_port: leader.map_or(0, |b| b.2.saturating_add(shard)),
+                                leader_shard_port: leader
+                                    .map_or(0, |b| b.port.saturating_add(shard)),
                                 replicas: state.replicas.clone(),
                                 isr: state.isr.clone(),
                             }
@@ -176,11 +183,11 @@ impl ShardBroker {
             controller_id: snapshot.as_ref().map_or(-1, |s| s.controller_id),
             brokers: brokers
                 .iter()
-                .map(|(id, host, port)| BrokerMetadata {
-                    broker_id: *id,
-                    host: host.clone(),
-                    port: *port,
-                    shard_count: u16::try_from(self.config.shard_count).unwrap_or(u16::MAX),
+                .map(|b| BrokerMetadata {
+                    broker_id: b.id,
+                    host: b.host.clone(),
+                    port: b.port,
+                    shard_count: b.shards,
                 })
                 .collect(),
             topics: topics_out,

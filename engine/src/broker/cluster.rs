@@ -388,7 +388,14 @@ impl ShardBroker {
         let incarnation = r.incarnation_id as u64;
         let decided = shell
             .decide(move |c, now| {
-                c.register_broker(id, incarnation, &r.listener, r.rack.as_deref(), now)
+                c.register_broker(
+                    id,
+                    incarnation,
+                    &r.listener,
+                    r.rack.as_deref(),
+                    r.shards,
+                    now,
+                )
             })
             .await;
         if let Err(e) = decided {
@@ -707,14 +714,31 @@ impl ShardBroker {
     }
 }
 
-/// The live brokers of an image with their `host` and base port, for Metadata.
-pub(crate) fn broker_addresses(image: &ClusterMetadata) -> Vec<(i32, String, u16)> {
+/// A live broker as Metadata describes it.
+pub(crate) struct BrokerAddress {
+    /// Its id.
+    pub id: i32,
+    /// Its host.
+    pub host: String,
+    /// Its base port (shard 0's).
+    pub port: u16,
+    /// How many shards it runs.
+    pub shards: u16,
+}
+
+/// The live brokers of an image with their `host`, base port and shard count, for Metadata.
+pub(crate) fn broker_addresses(image: &ClusterMetadata) -> Vec<BrokerAddress> {
     image
         .brokers()
         .filter(|b| !b.fenced)
         .filter_map(|b| {
             let (host, port) = b.listener.rsplit_once(':')?;
-            Some((b.id, host.to_string(), port.parse().ok()?))
+            Some(BrokerAddress {
+                id: b.id,
+                host: host.to_string(),
+                port: port.parse().ok()?,
+                shards: u16::try_from(b.shards).ok()?,
+            })
         })
         .collect()
 }

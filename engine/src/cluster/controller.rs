@@ -73,8 +73,9 @@ impl Default for ControllerConfig {
 /// Why a controller request was refused. Nothing is decided when one is returned.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum ControllerError {
-    /// A registration with a negative id, a listener that is not `host:port` or a bad rack
-    /// name ([`MetadataError::InvalidBrokerId`], `InvalidListener`, `InvalidRack`).
+    /// A registration with a negative id, a listener that is not `host:port`, a bad rack
+    /// name or a bad shard count ([`MetadataError::InvalidBrokerId`], `InvalidListener`,
+    /// `InvalidRack`, `InvalidShardCount`, `ShardPortsOverflow`).
     #[error("{0}")]
     InvalidRegistration(MetadataError),
     /// A new incarnation of a broker whose current one still has a live session (two processes
@@ -341,24 +342,29 @@ impl Controller {
     /// A broker registers: a first start, or a restart with a new `incarnation`. It is fenced
     /// until a heartbeat says it has caught up. A new incarnation is refused while the old one's
     /// session is live ([`ControllerError::DuplicateBrokerRegistration`]; a controlled shutdown
-    /// ends the session at once). The same incarnation with the same listener and rack is a
-    /// retry and decides nothing (after a controlled shutdown it registers anew). If the broker was unfenced, its leaderships and ISR places are
-    /// handed over first, as for a fenced one.
+    /// ends the session at once). The same incarnation with the same listener, rack and
+    /// shard count is a retry and decides nothing (after a controlled shutdown it registers
+    /// anew). If the broker was unfenced, its leaderships and ISR places are handed over
+    /// first, as for a fenced one. `shards` is how many shards the broker runs; brokers of one
+    /// cluster may run different counts.
     pub fn register_broker(
         &mut self,
         id: BrokerId,
         incarnation: u64,
         listener: &str,
         rack: Option<&str>,
+        shards: i32,
         now_ms: i64,
     ) -> Result<Vec<MetadataRecord>, ControllerError> {
-        validate_registration(id, listener, rack).map_err(ControllerError::InvalidRegistration)?;
+        validate_registration(id, listener, rack, shards)
+            .map_err(ControllerError::InvalidRegistration)?;
         let mut batch = Batch::new(&self.metadata);
         if let Some(existing) = self.metadata.broker(id) {
             let shut_down = self.sessions.get(&id).is_some_and(|s| s.shut_down);
             if existing.incarnation == incarnation
                 && existing.listener == listener
                 && existing.rack.as_deref() == rack
+                && existing.shards == shards
                 && !shut_down
             {
                 self.touch(id, now_ms);
@@ -381,6 +387,7 @@ impl Controller {
             broker_epoch,
             listener: listener.to_string(),
             rack: rack.map(str::to_string),
+            shards,
         })?;
         self.sessions.insert(
             id,
@@ -879,12 +886,13 @@ fn elect_offline(batch: &mut Batch) -> Result<(), ControllerError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cluster::metadata::SHARDS_PER_BROKER_MAX;
 
     fn live_cluster(brokers: &[BrokerId]) -> Controller {
         let mut controller = Controller::new(ControllerConfig::default());
         for &b in brokers {
             let records = controller
-                .register_broker(b, 1, &format!("b{b}:9092"), None, 0)
+                .register_broker(b, 1, &format!("b{b}:9092"), None, 1, 0)
                 .unwrap();
             replay_all(&mut controller, &records);
             let records = controller.heartbeat(b, 1, true, 0).unwrap();
@@ -960,18 +968,18 @@ mod tests {
     fn register_retry_decides_nothing_and_new_incarnation_waits_for_session() {
         let mut c = live_cluster(&[1]);
         assert!(c
-            .register_broker(1, 1, "b1:9092", None, 5)
+            .register_broker(1, 1, "b1:9092", None, 1, 5)
             .unwrap()
             .is_empty());
         assert_eq!(
-            c.register_broker(1, 2, "b1:9092", None, 6),
+            c.register_broker(1, 2, "b1:9092", None, 1, 6),
             Err(ControllerError::DuplicateBrokerRegistration {
                 broker: 1,
                 current: 1
             })
         );
         // After the session expires (no tick yet), the restart is taken and hands over.
-        let records = c.register_broker(1, 2, "b1:9092", None, 9007).unwrap();
+        let records = c.register_broker(1, 2, "b1:9092", None, 1, 9007).unwrap();
         assert!(matches!(
             records.last(),
             Some(MetadataRecord::RegisterBroker { incarnation: 2, .. })
@@ -986,6 +994,38 @@ mod tests {
                 current: 2
             })
         );
+    }
+
+    #[test]
+    fn registration_keeps_the_shard_count_and_refuses_a_bad_one() {
+        let mut c = live_cluster(&[1]);
+        for shards in [0, -1, SHARDS_PER_BROKER_MAX + 1] {
+            assert_eq!(
+                c.register_broker(2, 1, "b2:9092", None, shards, 0),
+                Err(ControllerError::InvalidRegistration(
+                    MetadataError::InvalidShardCount { broker: 2, shards }
+                ))
+            );
+        }
+        assert!(matches!(
+            c.register_broker(2, 1, "b2:65535", None, 2, 0),
+            Err(ControllerError::InvalidRegistration(
+                MetadataError::ShardPortsOverflow { broker: 2, .. }
+            ))
+        ));
+        assert!(c.metadata().broker(2).is_none());
+        let records = c.register_broker(2, 1, "b2:9092", None, 3, 0).unwrap();
+        replay_all(&mut c, &records);
+        assert_eq!(c.metadata().broker(2).unwrap().shards, 3);
+        assert_eq!(c.metadata().broker(1).unwrap().shards, 1);
+        // The same registration again is a retry; another shard count is not.
+        assert!(c
+            .register_broker(2, 1, "b2:9092", None, 3, 1)
+            .unwrap()
+            .is_empty());
+        let records = c.register_broker(2, 1, "b2:9092", None, 2, 2).unwrap();
+        replay_all(&mut c, &records);
+        assert_eq!(c.metadata().broker(2).unwrap().shards, 2);
     }
 
     #[test]
