@@ -7,11 +7,12 @@ use std::collections::{BTreeMap, HashSet};
 use std::path::PathBuf;
 
 use quiver_transport::protocol::{
-    AlterTopicConfigsRequest, AlterTopicConfigsResponse, BrokerMetadata, CreateTopicsRequest,
-    CreateTopicsResponse, CreatedTopic, DeleteTopicsRequest, DeleteTopicsResponse,
-    DescribeTopicsRequest, DescribeTopicsResponse, DescribedConfig, ErrorCode, ListTopicsRequest,
-    ListTopicsResponse, ListedTopic, MetadataRequest, MetadataResponse, PartitionDescription,
-    PartitionMetadata, Request, Response, TopicDescription, TopicMetadata, TopicResult,
+    AlterTopicConfigsRequest, AlterTopicConfigsResponse, AlterableTopic, BrokerMetadata,
+    CreateTopicsRequest, CreateTopicsResponse, CreatedTopic, DeleteTopicsRequest,
+    DeleteTopicsResponse, DescribeTopicsRequest, DescribeTopicsResponse, DescribedConfig,
+    ErrorCode, ListTopicsRequest, ListTopicsResponse, ListedTopic, MetadataRequest,
+    MetadataResponse, PartitionDescription, PartitionMetadata, Request, Response, TopicDescription,
+    TopicMetadata, TopicResult,
 };
 
 use super::config::{TopicConfig, CONFIG_KEYS};
@@ -660,6 +661,44 @@ impl ShardBroker {
         }
     }
 
+    /// Checks one topic's part of an AlterTopicConfigs and returns the keys set on the topic
+    /// after the change: the topic is named once in the request (`seen` holds the names
+    /// before it), exists (`current` is its keys now), keeps `__consumer_offsets` compacted
+    /// and flushed, and every key and value is valid. The single-broker and the cluster path
+    /// both check with this, so they refuse alike.
+    pub(crate) fn altered_configs<'a>(
+        &self,
+        seen: &mut HashSet<&'a str>,
+        topic: &'a AlterableTopic,
+        current: Option<&BTreeMap<String, String>>,
+    ) -> Result<BTreeMap<String, String>, WireError> {
+        let name = topic.name.as_str();
+        if !seen.insert(name) {
+            return Err((
+                ErrorCode::InvalidRequest,
+                format!("topic '{name}' is named twice in the request"),
+            ));
+        }
+        let Some(current) = current else {
+            return Err((
+                ErrorCode::UnknownTopicOrPartition,
+                format!("unknown topic '{name}'"),
+            ));
+        };
+        if name == OFFSETS_TOPIC
+            && topic
+                .configs
+                .iter()
+                .any(|c| matches!(c.name.as_str(), "cleanup.policy" | "flush"))
+        {
+            return Err((
+                ErrorCode::PolicyViolation,
+                format!("'{OFFSETS_TOPIC}' must stay compacted and flushed on every commit"),
+            ));
+        }
+        self.parse_overrides(current, &topic.configs, true)
+    }
+
     async fn alter_topic_configs(
         &self,
         request: AlterTopicConfigsRequest,
@@ -674,43 +713,8 @@ impl ShardBroker {
         let mut changed = Vec::new();
         let mut seen = HashSet::new();
         for t in &request.topics {
-            if !seen.insert(t.name.as_str()) {
-                results.push(topic_result(
-                    &t.name,
-                    Some((
-                        ErrorCode::InvalidRequest,
-                        format!("topic '{}' is named twice in the request", t.name),
-                    )),
-                ));
-                continue;
-            }
-            let Some(meta) = next.table.topics.get(&t.name) else {
-                results.push(topic_result(
-                    &t.name,
-                    Some((
-                        ErrorCode::UnknownTopicOrPartition,
-                        format!("unknown topic '{}'", t.name),
-                    )),
-                ));
-                continue;
-            };
-            if t.name == OFFSETS_TOPIC
-                && t.configs
-                    .iter()
-                    .any(|c| matches!(c.name.as_str(), "cleanup.policy" | "flush"))
-            {
-                results.push(topic_result(
-                    &t.name,
-                    Some((
-                        ErrorCode::PolicyViolation,
-                        format!(
-                            "'{OFFSETS_TOPIC}' must stay compacted and flushed on every commit"
-                        ),
-                    )),
-                ));
-                continue;
-            }
-            match self.parse_overrides(&meta.configs, &t.configs, true) {
+            let current = next.table.topics.get(&t.name).map(|meta| &meta.configs);
+            match self.altered_configs(&mut seen, t, current) {
                 Ok(overrides) => {
                     results.push(topic_result(&t.name, None));
                     changed.push((results.len() - 1, t.name.clone(), overrides));

@@ -608,6 +608,50 @@ impl Controller {
         }])
     }
 
+    /// Sets topic `name`'s config keys to `configs` (every key set after the change) and the
+    /// controller's settings to `config`, which the caller resolved from them.
+    /// `min.insync.replicas` must stay within 1..=the topic's replication factor, as at
+    /// creation. A change that changes nothing decides nothing.
+    pub fn alter_topic_configs(
+        &self,
+        name: &str,
+        configs: BTreeMap<String, String>,
+        config: TopicConfig,
+    ) -> Result<Vec<MetadataRecord>, ControllerError> {
+        let topic = self
+            .metadata
+            .topic(name)
+            .ok_or_else(|| ControllerError::UnknownTopic(name.to_string()))?;
+        let replication_factor = topic
+            .partitions
+            .iter()
+            .map(|p| p.replicas.len())
+            .min()
+            .unwrap_or(0);
+        let min_insync_ok = usize::try_from(config.min_insync_replicas)
+            .is_ok_and(|m| (1..=replication_factor).contains(&m));
+        if !min_insync_ok {
+            return Err(ControllerError::InvalidTopicConfig {
+                topic: name.to_string(),
+                reason: format!(
+                    "min.insync.replicas={} must be in 1..=replication factor {replication_factor}",
+                    config.min_insync_replicas
+                ),
+            });
+        }
+        if topic.configs == configs && topic.config == config {
+            return Ok(Vec::new());
+        }
+        let record = MetadataRecord::AlterTopicConfigs {
+            name: name.to_string(),
+            topic_id: topic.id,
+            configs,
+            config: (topic.config != config).then_some(config),
+        };
+        self.metadata.check(&record)?;
+        Ok(vec![record])
+    }
+
     /// A leader asks to change its partition's ISR (Kafka's AlterPartition). Only the current
     /// leader may ask, with the partition's current leader epoch (else
     /// [`ControllerError::FencedLeaderEpoch`]) and partition epoch (else
@@ -1026,6 +1070,57 @@ mod tests {
         let records = c.register_broker(2, 1, "b2:9092", None, 2, 2).unwrap();
         replay_all(&mut c, &records);
         assert_eq!(c.metadata().broker(2).unwrap().shards, 2);
+    }
+
+    #[test]
+    fn alter_topic_configs_checks_min_insync_against_the_replication_factor() {
+        let mut c = live_cluster(&[1, 2, 3]);
+        let records = c
+            .create_topic("t", Some(2), Some(2), TopicConfig::default())
+            .unwrap();
+        replay_all(&mut c, &records);
+        let keys = BTreeMap::from([("min.insync.replicas".to_string(), "2".to_string())]);
+        let two = TopicConfig {
+            min_insync_replicas: 2,
+            unclean_leader_election: false,
+        };
+        assert_eq!(
+            c.alter_topic_configs("nope", keys.clone(), two),
+            Err(ControllerError::UnknownTopic("nope".into()))
+        );
+        assert!(matches!(
+            c.alter_topic_configs(
+                "t",
+                keys.clone(),
+                TopicConfig {
+                    min_insync_replicas: 3,
+                    ..two
+                }
+            ),
+            Err(ControllerError::InvalidTopicConfig { .. })
+        ));
+        let records = c.alter_topic_configs("t", keys.clone(), two).unwrap();
+        assert!(matches!(
+            records.as_slice(),
+            [MetadataRecord::AlterTopicConfigs {
+                config: Some(c),
+                ..
+            }] if *c == two
+        ));
+        replay_all(&mut c, &records);
+        assert_eq!(c.metadata().topic("t").unwrap().config, two);
+        assert_eq!(c.metadata().topic("t").unwrap().configs, keys);
+        // Nothing to change: nothing decided. Keys alone: the controller settings stay.
+        assert!(c
+            .alter_topic_configs("t", keys.clone(), two)
+            .unwrap()
+            .is_empty());
+        let more = BTreeMap::from([("retention.ms".to_string(), "5".to_string())]);
+        let records = c.alter_topic_configs("t", more, two).unwrap();
+        assert!(matches!(
+            records.as_slice(),
+            [MetadataRecord::AlterTopicConfigs { config: None, .. }]
+        ));
     }
 
     #[test]

@@ -333,8 +333,8 @@ pub enum MetadataRecord {
         /// Its id: the record deletes only this incarnation of the name.
         topic_id: TopicId,
     },
-    /// A topic's config keys are replaced by `configs` (the brokers' log settings; the
-    /// controller's own settings stay in [`TopicConfig`]).
+    /// A topic's config keys are replaced by `configs` (the brokers' log settings) and, if
+    /// `config` is given, the controller's own settings ([`TopicConfig`]) by `config`.
     AlterTopicConfigs {
         /// The topic's name.
         name: String,
@@ -342,6 +342,10 @@ pub enum MetadataRecord {
         topic_id: TopicId,
         /// Every key set on the topic after the change.
         configs: BTreeMap<String, String>,
+        /// The controller's settings after the change; `None` leaves them as they are (and is
+        /// what records written before this field existed decode to).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        config: Option<TopicConfig>,
     },
     /// One partition's leader, ISR or replicas change.
     PartitionChange {
@@ -687,6 +691,17 @@ pub fn validate_listener(listener: &str) -> Result<(), &'static str> {
     }
 }
 
+/// Checks the controller's settings of topic `name`: `min.insync.replicas` is at least 1.
+fn check_topic_config(name: &str, config: &TopicConfig) -> Result<(), MetadataError> {
+    if config.min_insync_replicas < 1 {
+        return Err(MetadataError::InvalidTopicConfig {
+            topic: name.to_string(),
+            reason: "min.insync.replicas must be at least 1",
+        });
+    }
+    Ok(())
+}
+
 /// The whole change one record makes, computed before anything is touched.
 enum Change {
     PutBroker(BrokerRegistration),
@@ -958,10 +973,15 @@ impl ClusterMetadata {
                 name,
                 topic_id,
                 configs,
+                config,
             } => {
                 let topic = self.topic_checked(name, *topic_id)?;
+                if let Some(config) = config {
+                    check_topic_config(name, config)?;
+                }
                 Ok(Change::ReplaceTopic(Topic {
                     configs: configs.clone(),
+                    config: config.unwrap_or(topic.config),
                     ..topic.clone()
                 }))
             }
@@ -1069,12 +1089,7 @@ impl ClusterMetadata {
                 by: by.clone(),
             });
         }
-        if config.min_insync_replicas < 1 {
-            return Err(MetadataError::InvalidTopicConfig {
-                topic: name.to_string(),
-                reason: "min.insync.replicas must be at least 1",
-            });
-        }
+        check_topic_config(name, &config)?;
         let count_ok = i32::try_from(assignments.len())
             .is_ok_and(|n| (1..=PARTITIONS_PER_TOPIC_MAX).contains(&n));
         if !count_ok {
@@ -1512,6 +1527,21 @@ mod tests {
                 name: "orders".into(),
                 topic_id: TopicId(1),
             },
+            MetadataRecord::AlterTopicConfigs {
+                name: "orders".into(),
+                topic_id: TopicId(1),
+                configs: BTreeMap::from([("retention.ms".to_string(), "1000".to_string())]),
+                config: None,
+            },
+            MetadataRecord::AlterTopicConfigs {
+                name: "orders".into(),
+                topic_id: TopicId(1),
+                configs: BTreeMap::new(),
+                config: Some(TopicConfig {
+                    min_insync_replicas: 3,
+                    unclean_leader_election: true,
+                }),
+            },
             change(LeaderChange::Offline, None),
             change(LeaderChange::To(2), Some(vec![2])),
             MetadataRecord::PartitionChange {
@@ -1550,6 +1580,13 @@ mod tests {
                 shards: 1,
             }
         );
+        // A config change written before it carried the controller's settings: none.
+        let old = br#"{"type":"alter_topic_configs","name":"t","topic_id":"00000000000000000000000000000005","configs":{"retention.ms":"5"}}"#;
+        let record = MetadataRecord::decode(&[&[RECORD_VERSION][..], old].concat()).unwrap();
+        assert!(matches!(
+            record,
+            MetadataRecord::AlterTopicConfigs { config: None, .. }
+        ));
         // An image whose broker entries have no shard count.
         let mut image = ClusterMetadata::new();
         image.apply(&register(1, 1)).unwrap();
@@ -1610,6 +1647,68 @@ mod tests {
         let b = image.broker(3).unwrap();
         assert_eq!(b.shard_addr(1).as_deref(), Some("h:65535"));
         assert_eq!(b.shard_addr(2), None);
+    }
+
+    #[test]
+    fn alter_topic_configs_replaces_keys_and_optionally_the_controller_settings() {
+        let mut image = image();
+        let keys = BTreeMap::from([
+            ("retention.ms".to_string(), "60000".to_string()),
+            ("min.insync.replicas".to_string(), "2".to_string()),
+        ]);
+        let stricter = TopicConfig {
+            min_insync_replicas: 2,
+            unclean_leader_election: false,
+        };
+        image
+            .apply(&MetadataRecord::AlterTopicConfigs {
+                name: "t".into(),
+                topic_id: TopicId(5),
+                configs: keys.clone(),
+                config: Some(stricter),
+            })
+            .unwrap();
+        let topic = image.topic("t").unwrap();
+        assert_eq!(topic.configs, keys);
+        assert_eq!(topic.config, stricter);
+        // Without `config` only the keys change.
+        image
+            .apply(&MetadataRecord::AlterTopicConfigs {
+                name: "t".into(),
+                topic_id: TopicId(5),
+                configs: BTreeMap::new(),
+                config: None,
+            })
+            .unwrap();
+        let topic = image.topic("t").unwrap();
+        assert!(topic.configs.is_empty());
+        assert_eq!(topic.config, stricter);
+        refused(
+            &mut image,
+            MetadataRecord::AlterTopicConfigs {
+                name: "t".into(),
+                topic_id: TopicId(5),
+                configs: BTreeMap::new(),
+                config: Some(TopicConfig {
+                    min_insync_replicas: 0,
+                    unclean_leader_election: false,
+                }),
+            },
+            MetadataError::InvalidTopicConfig {
+                topic: "t".into(),
+                reason: "min.insync.replicas must be at least 1",
+            },
+        );
+        refused(
+            &mut image,
+            MetadataRecord::AlterTopicConfigs {
+                name: "u".into(),
+                topic_id: TopicId(5),
+                configs: BTreeMap::new(),
+                config: None,
+            },
+            MetadataError::UnknownTopic("u".into()),
+        );
     }
 
     #[test]
