@@ -387,6 +387,7 @@ fn cluster_settings_come_from_toml_and_default_trust_is_the_own_certificate() {
     let status = ok(&broker.cli(&["cluster", "status"], None));
     assert!(status.contains("broker\t3\t"), "{status}");
     assert!(status.contains("\tlive\tcontroller"), "{status}");
+    assert!(status.contains("\tshards=1\t"), "{status}");
     assert!(status.contains("controller 3 "), "{status}");
     assert!(status.contains("under-replicated 0 offline 0"), "{status}");
     assert!(broker.stop().success());

@@ -57,7 +57,7 @@ impl Harness {
     fn start(&mut self, id: BrokerId, incarnation: u64, now_ms: i64) -> Vec<MetadataRecord> {
         let mut records = self
             .controller
-            .register_broker(id, incarnation, &listener(id), None, now_ms)
+            .register_broker(id, incarnation, &listener(id), None, 1, now_ms)
             .unwrap();
         self.commit(records.clone());
         let unfenced = self
@@ -141,7 +141,7 @@ fn registration_fences_until_caught_up() {
     let mut h = Harness::new();
     let records = h
         .controller
-        .register_broker(1, 7, "host:9092", Some("rack-a"), 0)
+        .register_broker(1, 7, "host:9092", Some("rack-a"), 1, 0)
         .unwrap();
     h.commit(records);
     let b = h.controller.metadata().broker(1).unwrap().clone();
@@ -173,13 +173,13 @@ fn registration_fences_until_caught_up() {
         })
     );
     assert!(matches!(
-        h.controller.register_broker(3, 1, "no-port", None, 0),
+        h.controller.register_broker(3, 1, "no-port", None, 1, 0),
         Err(ControllerError::InvalidRegistration(
             MetadataError::InvalidListener { broker: 3, .. }
         ))
     ));
     assert_eq!(
-        h.controller.register_broker(-1, 1, "h:1", None, 0),
+        h.controller.register_broker(-1, 1, "h:1", None, 1, 0),
         Err(ControllerError::InvalidRegistration(
             MetadataError::InvalidBrokerId(-1)
         ))
@@ -415,7 +415,7 @@ fn last_isr_member_fenced_goes_offline_and_rejoin_brings_it_back() {
     let incarnation = 999;
     let records = h
         .controller
-        .register_broker(leader, incarnation, &listener(leader), None, 9100)
+        .register_broker(leader, incarnation, &listener(leader), None, 1, 9100)
         .unwrap();
     h.commit(records);
     assert!(h.fenced(leader));
@@ -477,7 +477,7 @@ fn unclean_election_only_where_enabled() {
     // leader until a preferred election, which needs the preferred replica back in the ISR.
     let records = h
         .controller
-        .register_broker(leader, 5, &listener(leader), None, 9100)
+        .register_broker(leader, 5, &listener(leader), None, 1, 9100)
         .unwrap();
     h.commit(records);
     let records = h.controller.heartbeat(leader, 5, true, 9100).unwrap();
@@ -885,7 +885,7 @@ impl Sim {
             .is_some_and(|p| !p.shut_down && self.now_ms - p.last_contact_ms <= SIM_SESSION_MS);
         let result =
             self.controller
-                .register_broker(id, incarnation, &listener(id), None, self.now_ms);
+                .register_broker(id, incarnation, &listener(id), None, 1, self.now_ms);
         match &registered {
             Some(r) if r.incarnation == incarnation && !self.processes[&id].shut_down => {
                 ensure!(

@@ -160,6 +160,7 @@ impl Sim {
                     now as u64 + 1,
                     &format!("127.0.0.1:{}", 9000 + broker),
                     None,
+                    1,
                     now,
                 ),
             ),

@@ -1,5 +1,5 @@
 //! `quiver cluster status`: the cluster as the brokers' metadata image shows it: brokers (live
-//! or fenced), the active controller, and under-replicated and offline partitions.
+//! or fenced, and their shard counts), the active controller, and under-replicated and offline partitions.
 //!
 //! `quiver cluster certs`: the TLS files of a local cluster, one CA that every broker and client
 //! trusts and one broker certificate it signed for the cluster's hosts (ARCHITECTURE §5: a local
@@ -72,9 +72,9 @@ pub fn run(args: ClusterArgs) -> Result<(), CliError> {
     }
 }
 
-/// Prints one line per broker (`broker ID HOST:PORT live|fenced [controller]`), then the
-/// partitions whose ISR is smaller than their replica set and those without a leader, then a
-/// summary line. Exits 0 even when partitions are under-replicated: it reports, it does not
+/// Prints one line per broker (`broker ID HOST:PORT shards=N live|fenced [controller]`),
+/// then the partitions whose ISR is smaller than their replica set and those without a
+/// leader, then a summary line. Exits 0 even when partitions are under-replicated: it reports, it does not
 /// judge.
 fn status(connect: &ConnectArgs) -> Result<(), CliError> {
     let config = connect.client_config()?;
@@ -94,9 +94,10 @@ fn status(connect: &ConnectArgs) -> Result<(), CliError> {
             .map_err(|e| CliError::Client(format!("the cluster image: {e}")))?;
         for b in image.brokers() {
             println!(
-                "broker\t{}\t{}\t{}{}",
+                "broker\t{}\t{}\tshards={}\t{}{}",
                 b.id,
                 b.listener,
+                b.shards,
                 if b.fenced { "fenced" } else { "live" },
                 if b.id == described.controller_id {
                     "\tcontroller"

@@ -7,11 +7,12 @@ use std::collections::{BTreeMap, HashSet};
 use std::path::PathBuf;
 
 use quiver_transport::protocol::{
-    AlterTopicConfigsRequest, AlterTopicConfigsResponse, BrokerMetadata, CreateTopicsRequest,
-    CreateTopicsResponse, CreatedTopic, DeleteTopicsRequest, DeleteTopicsResponse,
-    DescribeTopicsRequest, DescribeTopicsResponse, DescribedConfig, ErrorCode, ListTopicsRequest,
-    ListTopicsResponse, ListedTopic, MetadataRequest, MetadataResponse, PartitionDescription,
-    PartitionMetadata, Request, Response, TopicDescription, TopicMetadata, TopicResult,
+    AlterTopicConfigsRequest, AlterTopicConfigsResponse, AlterableTopic, BrokerMetadata,
+    CreateTopicsRequest, CreateTopicsResponse, CreatedTopic, DeleteTopicsRequest,
+    DeleteTopicsResponse, DescribeTopicsRequest, DescribeTopicsResponse, DescribedConfig,
+    ErrorCode, ListTopicsRequest, ListTopicsResponse, ListedTopic, MetadataRequest,
+    MetadataResponse, PartitionDescription, PartitionMetadata, Request, Response, TopicDescription,
+    TopicMetadata, TopicResult,
 };
 
 use super::config::{TopicConfig, CONFIG_KEYS};
@@ -115,19 +116,20 @@ impl ShardBroker {
         }
     }
 
-    /// The shard that owns `name`-`p` (on every broker of a cluster, which run alike).
+    /// The shard of this broker that owns `name`-`p`.
     fn shard_of(&self, name: &str, p: i32) -> u16 {
         let shard = shard_for(name, p, self.config.shard_count);
         // validate() keeps base_port + shard_count - 1 within u16.
         u16::try_from(shard).unwrap_or(u16::MAX)
     }
 
-    /// Metadata from the cluster image: live brokers, and each partition's leader (brokers
-    /// are assumed to run the same shard count).
+    /// Metadata from the cluster image: live brokers with their own shard counts, and each
+    /// partition's leader with the leader's shard for it (by the leader's shard count, which
+    /// may differ from this broker's).
     fn cluster_metadata(&self, request: MetadataRequest) -> MetadataResponse {
         let snapshot = self.snapshot();
         let image = snapshot.as_ref().map(|s| &s.image);
-        let brokers: Vec<(i32, String, u16)> = image
+        let brokers: Vec<super::cluster::BrokerAddress> = image
             .map(super::cluster::broker_addresses)
             .unwrap_or_default();
         let names: Vec<String> = match (request.topics, image) {
@@ -145,9 +147,14 @@ impl ShardBroker {
                     partitions: (0..)
                         .zip(&topic.partitions)
                         .map(|(p, state)| {
-                            let shard = self.shard_of(&name, p);
-                            let leader =
-                                state.leader.and_then(|l| brokers.iter().find(|b| b.0 == l));
+                            let leader = state
+                                .leader
+                                .and_then(|l| brokers.iter().find(|b| b.id == l));
+                            let shard = leader.map_or(0, |b| {
+                                let shard = shard_for(&name, p, usize::from(b.shards.max(1)));
+                                // The controller admits only shard ports within u16.
+                                u16::try_from(shard).unwrap_or(u16::MAX)
+                            });
                             PartitionMetadata {
                                 error_code: if leader.is_some() {
                                     ErrorCode::None
@@ -155,12 +162,13 @@ impl ShardBroker {
                                     ErrorCode::LeaderNotAvailable
                                 },
                                 partition: p,
-                                leader_id: leader.map_or(-1, |b| b.0),
+                                leader_id: leader.map_or(-1, |b| b.id),
                                 leader_epoch: state.leader_epoch,
-                                leader_host: leader.map(|b| b.1.clone()).unwrap_or_default(),
-                                leader_port: leader.map_or(0, |b| b.2),
+                                leader_host: leader.map(|b| b.host.clone()).unwrap_or_default(),
+                                leader_port: leader.map_or(0, |b| b.port),
                                 leader_shard: shard,
-                                leader_shard_port: leader.map_or(0, |b| b.2.saturating_add(shard)),
+                                leader_shard_port: leader
+                                    .map_or(0, |b| b.port.saturating_add(shard)),
                                 replicas: state.replicas.clone(),
                                 isr: state.isr.clone(),
                             }
@@ -176,11 +184,11 @@ impl ShardBroker {
             controller_id: snapshot.as_ref().map_or(-1, |s| s.controller_id),
             brokers: brokers
                 .iter()
-                .map(|(id, host, port)| BrokerMetadata {
-                    broker_id: *id,
-                    host: host.clone(),
-                    port: *port,
-                    shard_count: u16::try_from(self.config.shard_count).unwrap_or(u16::MAX),
+                .map(|b| BrokerMetadata {
+                    broker_id: b.id,
+                    host: b.host.clone(),
+                    port: b.port,
+                    shard_count: b.shards,
                 })
                 .collect(),
             topics: topics_out,
@@ -653,6 +661,44 @@ impl ShardBroker {
         }
     }
 
+    /// Checks one topic's part of an AlterTopicConfigs and returns the keys set on the topic
+    /// after the change: the topic is named once in the request (`seen` holds the names
+    /// before it), exists (`current` is its keys now), keeps `__consumer_offsets` compacted
+    /// and flushed, and every key and value is valid. The single-broker and the cluster path
+    /// both check with this, so they refuse alike.
+    pub(crate) fn altered_configs<'a>(
+        &self,
+        seen: &mut HashSet<&'a str>,
+        topic: &'a AlterableTopic,
+        current: Option<&BTreeMap<String, String>>,
+    ) -> Result<BTreeMap<String, String>, WireError> {
+        let name = topic.name.as_str();
+        if !seen.insert(name) {
+            return Err((
+                ErrorCode::InvalidRequest,
+                format!("topic '{name}' is named twice in the request"),
+            ));
+        }
+        let Some(current) = current else {
+            return Err((
+                ErrorCode::UnknownTopicOrPartition,
+                format!("unknown topic '{name}'"),
+            ));
+        };
+        if name == OFFSETS_TOPIC
+            && topic
+                .configs
+                .iter()
+                .any(|c| matches!(c.name.as_str(), "cleanup.policy" | "flush"))
+        {
+            return Err((
+                ErrorCode::PolicyViolation,
+                format!("'{OFFSETS_TOPIC}' must stay compacted and flushed on every commit"),
+            ));
+        }
+        self.parse_overrides(current, &topic.configs, true)
+    }
+
     async fn alter_topic_configs(
         &self,
         request: AlterTopicConfigsRequest,
@@ -667,43 +713,8 @@ impl ShardBroker {
         let mut changed = Vec::new();
         let mut seen = HashSet::new();
         for t in &request.topics {
-            if !seen.insert(t.name.as_str()) {
-                results.push(topic_result(
-                    &t.name,
-                    Some((
-                        ErrorCode::InvalidRequest,
-                        format!("topic '{}' is named twice in the request", t.name),
-                    )),
-                ));
-                continue;
-            }
-            let Some(meta) = next.table.topics.get(&t.name) else {
-                results.push(topic_result(
-                    &t.name,
-                    Some((
-                        ErrorCode::UnknownTopicOrPartition,
-                        format!("unknown topic '{}'", t.name),
-                    )),
-                ));
-                continue;
-            };
-            if t.name == OFFSETS_TOPIC
-                && t.configs
-                    .iter()
-                    .any(|c| matches!(c.name.as_str(), "cleanup.policy" | "flush"))
-            {
-                results.push(topic_result(
-                    &t.name,
-                    Some((
-                        ErrorCode::PolicyViolation,
-                        format!(
-                            "'{OFFSETS_TOPIC}' must stay compacted and flushed on every commit"
-                        ),
-                    )),
-                ));
-                continue;
-            }
-            match self.parse_overrides(&meta.configs, &t.configs, true) {
+            let current = next.table.topics.get(&t.name).map(|meta| &meta.configs);
+            match self.altered_configs(&mut seen, t, current) {
                 Ok(overrides) => {
                     results.push(topic_result(&t.name, None));
                     changed.push((results.len() - 1, t.name.clone(), overrides));

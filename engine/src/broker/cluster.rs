@@ -6,18 +6,18 @@
 //! Every broker learns the image from its own controller quorum member if it is a controller,
 //! otherwise by asking the controllers (DescribeCluster) every [`IMAGE_POLL`].
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Duration;
 
 use quiver_transport::protocol::{
     AlterPartitionPartitionResponse, AlterPartitionRequest, AlterPartitionResponse,
-    AlterPartitionTopicResponse, BrokerHeartbeatRequest, BrokerHeartbeatResponse,
-    BrokerRegistrationRequest, BrokerRegistrationResponse, CreateTopicsRequest,
-    CreateTopicsResponse, CreatedTopic, DeleteTopicsRequest, DeleteTopicsResponse,
-    DescribeClusterRequest, DescribeClusterResponse, ErrorCode, RaftMessageRequest,
-    RaftMessageResponse, Request, Response, TopicResult,
+    AlterPartitionTopicResponse, AlterTopicConfigsRequest, AlterTopicConfigsResponse,
+    BrokerHeartbeatRequest, BrokerHeartbeatResponse, BrokerRegistrationRequest,
+    BrokerRegistrationResponse, CreateTopicsRequest, CreateTopicsResponse, CreatedTopic,
+    DeleteTopicsRequest, DeleteTopicsResponse, DescribeClusterRequest, DescribeClusterResponse,
+    ErrorCode, RaftMessageRequest, RaftMessageResponse, Request, Response, TopicResult,
 };
 
 use super::controller_shell::{ControllerShell, DecideError, METADATA_LOG_DIR};
@@ -390,7 +390,14 @@ impl ShardBroker {
         let incarnation = r.incarnation_id as u64;
         let decided = shell
             .decide(move |c, now| {
-                c.register_broker(id, incarnation, &r.listener, r.rack.as_deref(), now)
+                c.register_broker(
+                    id,
+                    incarnation,
+                    &r.listener,
+                    r.rack.as_deref(),
+                    r.shards,
+                    now,
+                )
             })
             .await;
         if let Err(e) = decided {
@@ -519,21 +526,22 @@ impl ShardBroker {
             let Ok(response) = forwarded else {
                 return Response::Rejected(ErrorCode::NotController);
             };
-            self.await_image(&request).await;
+            self.await_image(&request, &response).await;
             return response;
         }
         let response = match request.clone() {
             Request::CreateTopics(r) => self.create_topics_in_cluster(r).await.into(),
             Request::DeleteTopics(r) => self.delete_topics_in_cluster(r).await.into(),
-            Request::AlterTopicConfigs(_) => Response::Rejected(ErrorCode::InvalidRequest),
+            Request::AlterTopicConfigs(r) => self.alter_topic_configs_in_cluster(r).await.into(),
             _ => Response::Rejected(ErrorCode::InvalidRequest),
         };
-        self.await_image(&request).await;
+        self.await_image(&request, &response).await;
         response
     }
 
-    /// Waits (bounded) until the image this shard follows reflects a topic change.
-    async fn await_image(&self, request: &Request) {
+    /// Waits (bounded) until the image this shard follows reflects a topic change that
+    /// `response` reports made.
+    async fn await_image(&self, request: &Request, response: &Response) {
         let deadline = std::time::Instant::now() + ADMIN_WAIT;
         loop {
             let done = match (request, self.snapshot()) {
@@ -543,6 +551,9 @@ impl ShardBroker {
                 }
                 (Request::DeleteTopics(r), Some(s)) => {
                     r.names.iter().all(|n| s.image.topic(n).is_none())
+                }
+                (Request::AlterTopicConfigs(r), Some(s)) => {
+                    r.validate_only || self.shows_config_changes(&s.image, r, response)
                 }
                 _ => true,
             };
@@ -639,6 +650,7 @@ impl ShardBroker {
                             name: name.clone(),
                             topic_id,
                             configs: keys,
+                            config: None,
                         });
                     }
                     Ok(records)
@@ -667,6 +679,103 @@ impl ShardBroker {
             }
         }
         CreateTopicsResponse {
+            throttle_time_ms: 0,
+            topics: results,
+        }
+    }
+
+    /// Whether `image` shows every change of `request` that `response` reports made: applying
+    /// the topic's entries to the keys the image has for it changes nothing.
+    fn shows_config_changes(
+        &self,
+        image: &ClusterMetadata,
+        request: &AlterTopicConfigsRequest,
+        response: &Response,
+    ) -> bool {
+        let Response::AlterTopicConfigs(answer) = response else {
+            return true;
+        };
+        let made = |name: &str| {
+            answer
+                .topics
+                .iter()
+                .any(|t| t.name == name && t.error_code == ErrorCode::None)
+        };
+        request
+            .topics
+            .iter()
+            .filter(|t| made(&t.name))
+            .all(|t| match image.topic(&t.name) {
+                // Deleted since: nothing more will show.
+                None => true,
+                Some(topic) => self
+                    .parse_overrides(&topic.configs, &t.configs, true)
+                    .is_ok_and(|after| after == topic.configs),
+            })
+    }
+
+    /// AlterTopicConfigs on the active controller: each topic checked as on a single broker,
+    /// then decided as one `AlterTopicConfigs` record carrying the new keys and, when
+    /// `min.insync.replicas` or `unclean.leader.election.enable` change, the controller's
+    /// settings resolved from them. Every broker's log settings follow through the image.
+    async fn alter_topic_configs_in_cluster(
+        &self,
+        request: AlterTopicConfigsRequest,
+    ) -> AlterTopicConfigsResponse {
+        let Some(shell) = self.controller_shell() else {
+            return AlterTopicConfigsResponse {
+                throttle_time_ms: 0,
+                topics: Vec::new(),
+            };
+        };
+        let mut results = Vec::with_capacity(request.topics.len());
+        let mut seen = HashSet::new();
+        for t in &request.topics {
+            let snapshot = shell.snapshot();
+            let current = snapshot.image.topic(&t.name).map(|topic| &topic.configs);
+            let checked = self
+                .altered_configs(&mut seen, t, current)
+                .and_then(|configs| {
+                    let resolved = TopicConfig::resolve(
+                        &self.config.topic_defaults.config,
+                        &configs,
+                        self.config.max_message_bytes_max(),
+                    )
+                    .map_err(|e| (ErrorCode::InvalidConfig, e.to_string()))?;
+                    let controller_config = ClusterTopicConfig {
+                        min_insync_replicas: resolved.min_insync_replicas,
+                        unclean_leader_election: resolved.unclean_leader_election_enable,
+                    };
+                    Ok((configs, controller_config))
+                });
+            let (error_code, error_message) = match checked {
+                Err((code, message)) => (code, Some(message)),
+                Ok((configs, controller_config)) => {
+                    let name = t.name.clone();
+                    let validate_only = request.validate_only;
+                    let decided = shell
+                        .decide(move |c, _| {
+                            let records =
+                                c.alter_topic_configs(&name, configs, controller_config)?;
+                            Ok(if validate_only { Vec::new() } else { records })
+                        })
+                        .await;
+                    match decided {
+                        Ok(()) => (ErrorCode::None, None),
+                        Err(e) => {
+                            let (code, message) = decide_code(&e);
+                            (code, Some(message))
+                        }
+                    }
+                }
+            };
+            results.push(TopicResult {
+                name: t.name.clone(),
+                error_code,
+                error_message,
+            });
+        }
+        AlterTopicConfigsResponse {
             throttle_time_ms: 0,
             topics: results,
         }
@@ -719,14 +828,31 @@ impl ShardBroker {
     }
 }
 
-/// The live brokers of an image with their `host` and base port, for Metadata.
-pub(crate) fn broker_addresses(image: &ClusterMetadata) -> Vec<(i32, String, u16)> {
+/// A live broker as Metadata describes it.
+pub(crate) struct BrokerAddress {
+    /// Its id.
+    pub id: i32,
+    /// Its host.
+    pub host: String,
+    /// Its base port (shard 0's).
+    pub port: u16,
+    /// How many shards it runs.
+    pub shards: u16,
+}
+
+/// The live brokers of an image with their `host`, base port and shard count, for Metadata.
+pub(crate) fn broker_addresses(image: &ClusterMetadata) -> Vec<BrokerAddress> {
     image
         .brokers()
         .filter(|b| !b.fenced)
         .filter_map(|b| {
             let (host, port) = b.listener.rsplit_once(':')?;
-            Some((b.id, host.to_string(), port.parse().ok()?))
+            Some(BrokerAddress {
+                id: b.id,
+                host: host.to_string(),
+                port: port.parse().ok()?,
+                shards: u16::try_from(b.shards).ok()?,
+            })
         })
         .collect()
 }

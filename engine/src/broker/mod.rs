@@ -76,8 +76,9 @@ use metrics::ShardStats;
 use producer_ids::ProducerIdAllocator;
 use registry::Registry;
 
-/// Most shards a broker runs (Metadata carries the count as `u16`).
-pub const SHARD_COUNT_MAX: usize = 1024;
+/// Most shards a broker runs (Metadata carries the count as `u16`; a cluster's controller
+/// refuses registrations above it).
+pub const SHARD_COUNT_MAX: usize = crate::cluster::metadata::SHARDS_PER_BROKER_MAX as usize;
 /// Bytes of a frame kept free for headers and per-partition fields: `max.message.bytes` may be
 /// at most `frame_bytes_max` less this, so one batch always fits a fetch response.
 pub const FRAME_OVERHEAD_RESERVE_BYTES: usize = 64 << 10;

@@ -63,13 +63,12 @@ pub struct ClusterSnapshot {
 }
 
 impl ClusterSnapshot {
-    /// The `host:port` of broker `id`'s shard `shard` (shard ports follow the base port).
-    pub fn shard_addr(&self, id: i32, shard: usize) -> Option<String> {
-        let listener = &self.image.broker(id)?.listener;
-        let (host, port) = listener.rsplit_once(':')?;
-        let port: u16 = port.parse().ok()?;
-        let port = port.checked_add(u16::try_from(shard).ok()?)?;
-        Some(format!("{host}:{port}"))
+    /// The `host:port` of the shard of `broker` that serves partition `partition` of
+    /// `topic`, by the shard count `broker` registered with (which may differ from this
+    /// broker's). `None` if `broker` is not registered.
+    pub fn partition_addr(&self, broker: i32, topic: &str, partition: i32) -> Option<String> {
+        let registration = self.image.broker(broker)?;
+        registration.shard_addr(registration.shard_of(topic, partition))
     }
 }
 
@@ -654,7 +653,7 @@ impl ShardBroker {
         while !stop.get() && !self.stopping.is_set() && !partition.is_closed() {
             let Some(addr) = self
                 .snapshot()
-                .and_then(|s| s.shard_addr(leader, self.shard))
+                .and_then(|s| s.partition_addr(leader, &topic, index))
             else {
                 glommio::timer::sleep(REPLICA_BACKOFF).await;
                 continue;
@@ -873,22 +872,46 @@ mod tests {
     #[test]
     fn shard_addresses_follow_the_base_port() {
         let mut image = ClusterMetadata::new();
-        image
-            .apply(&crate::cluster::metadata::MetadataRecord::RegisterBroker {
-                broker: 3,
-                incarnation: 1,
-                broker_epoch: 1,
-                listener: "127.0.0.1:9100".into(),
-                rack: None,
-            })
-            .expect("registers");
+        // Broker 3 runs 4 shards from port 9100, broker 5 one shard on 9200, broker 7 three
+        // from 9300.
+        for (epoch, (broker, port, shards)) in [(3, 9100, 4), (5, 9200, 1), (7, 9300, 3)]
+            .into_iter()
+            .enumerate()
+        {
+            image
+                .apply(&crate::cluster::metadata::MetadataRecord::RegisterBroker {
+                    broker,
+                    incarnation: 1,
+                    broker_epoch: epoch as i64 + 1,
+                    listener: format!("127.0.0.1:{port}"),
+                    rack: None,
+                    shards,
+                })
+                .expect("registers");
+        }
         let snapshot = ClusterSnapshot {
             image: image.clone(),
             controller_id: 3,
             metadata_offset: 1,
         };
-        assert_eq!(snapshot.shard_addr(3, 2).as_deref(), Some("127.0.0.1:9102"));
-        assert_eq!(snapshot.shard_addr(4, 0), None);
+        let three = image.broker(3).expect("registered");
+        assert_eq!(three.shard_addr(2).as_deref(), Some("127.0.0.1:9102"));
+        // A partition's address on each broker uses that broker's own shard count.
+        for p in 0..32 {
+            for (broker, port, shards) in [(3, 9100, 4), (5, 9200, 1), (7, 9300, 3)] {
+                let shard = crate::shard::shard_for("orders", p, shards);
+                assert_eq!(
+                    snapshot.partition_addr(broker, "orders", p),
+                    Some(format!("127.0.0.1:{}", port + shard)),
+                    "broker {broker} partition {p}"
+                );
+            }
+        }
+        // The counts differ, so some partition lives on different shard indexes.
+        assert!((0..32)
+            .any(|p| crate::shard::shard_for("orders", p, 4)
+                != crate::shard::shard_for("orders", p, 3)));
+        assert_eq!(snapshot.partition_addr(4, "orders", 0), None);
         let decoded = ClusterMetadata::decode_image(&image.encode_image()).expect("decodes");
         assert_eq!(decoded, image);
         assert!(ClusterMetadata::decode_image(&[9, b'{', b'}']).is_err());

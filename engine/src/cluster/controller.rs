@@ -76,8 +76,9 @@ impl Default for ControllerConfig {
 /// Why a controller request was refused. Nothing is decided when one is returned.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum ControllerError {
-    /// A registration with a negative id, a listener that is not `host:port` or a bad rack
-    /// name ([`MetadataError::InvalidBrokerId`], `InvalidListener`, `InvalidRack`).
+    /// A registration with a negative id, a listener that is not `host:port`, a bad rack
+    /// name or a bad shard count ([`MetadataError::InvalidBrokerId`], `InvalidListener`,
+    /// `InvalidRack`, `InvalidShardCount`, `ShardPortsOverflow`).
     #[error("{0}")]
     InvalidRegistration(MetadataError),
     /// A new incarnation of a broker whose current one still has a live session (two processes
@@ -344,24 +345,29 @@ impl Controller {
     /// A broker registers: a first start, or a restart with a new `incarnation`. It is fenced
     /// until a heartbeat says it has caught up. A new incarnation is refused while the old one's
     /// session is live ([`ControllerError::DuplicateBrokerRegistration`]; a controlled shutdown
-    /// ends the session at once). The same incarnation with the same listener and rack is a
-    /// retry and decides nothing (after a controlled shutdown it registers anew). If the broker was unfenced, its leaderships and ISR places are
-    /// handed over first, as for a fenced one.
+    /// ends the session at once). The same incarnation with the same listener, rack and
+    /// shard count is a retry and decides nothing (after a controlled shutdown it registers
+    /// anew). If the broker was unfenced, its leaderships and ISR places are handed over
+    /// first, as for a fenced one. `shards` is how many shards the broker runs; brokers of one
+    /// cluster may run different counts.
     pub fn register_broker(
         &mut self,
         id: BrokerId,
         incarnation: u64,
         listener: &str,
         rack: Option<&str>,
+        shards: i32,
         now_ms: i64,
     ) -> Result<Vec<MetadataRecord>, ControllerError> {
-        validate_registration(id, listener, rack).map_err(ControllerError::InvalidRegistration)?;
+        validate_registration(id, listener, rack, shards)
+            .map_err(ControllerError::InvalidRegistration)?;
         let mut batch = Batch::new(&self.metadata);
         if let Some(existing) = self.metadata.broker(id) {
             let shut_down = self.sessions.get(&id).is_some_and(|s| s.shut_down);
             if existing.incarnation == incarnation
                 && existing.listener == listener
                 && existing.rack.as_deref() == rack
+                && existing.shards == shards
                 && !shut_down
             {
                 self.touch(id, now_ms);
@@ -384,6 +390,7 @@ impl Controller {
             broker_epoch,
             listener: listener.to_string(),
             rack: rack.map(str::to_string),
+            shards,
         })?;
         self.sessions.insert(
             id,
@@ -602,6 +609,50 @@ impl Controller {
             name: name.to_string(),
             topic_id: topic.id,
         }])
+    }
+
+    /// Sets topic `name`'s config keys to `configs` (every key set after the change) and the
+    /// controller's settings to `config`, which the caller resolved from them.
+    /// `min.insync.replicas` must stay within 1..=the topic's replication factor, as at
+    /// creation. A change that changes nothing decides nothing.
+    pub fn alter_topic_configs(
+        &self,
+        name: &str,
+        configs: BTreeMap<String, String>,
+        config: TopicConfig,
+    ) -> Result<Vec<MetadataRecord>, ControllerError> {
+        let topic = self
+            .metadata
+            .topic(name)
+            .ok_or_else(|| ControllerError::UnknownTopic(name.to_string()))?;
+        let replication_factor = topic
+            .partitions
+            .iter()
+            .map(|p| p.replicas.len())
+            .min()
+            .unwrap_or(0);
+        let min_insync_ok = usize::try_from(config.min_insync_replicas)
+            .is_ok_and(|m| (1..=replication_factor).contains(&m));
+        if !min_insync_ok {
+            return Err(ControllerError::InvalidTopicConfig {
+                topic: name.to_string(),
+                reason: format!(
+                    "min.insync.replicas={} must be in 1..=replication factor {replication_factor}",
+                    config.min_insync_replicas
+                ),
+            });
+        }
+        if topic.configs == configs && topic.config == config {
+            return Ok(Vec::new());
+        }
+        let record = MetadataRecord::AlterTopicConfigs {
+            name: name.to_string(),
+            topic_id: topic.id,
+            configs,
+            config: (topic.config != config).then_some(config),
+        };
+        self.metadata.check(&record)?;
+        Ok(vec![record])
     }
 
     /// A leader asks to change its partition's ISR (Kafka's AlterPartition). Only the current
@@ -882,12 +933,13 @@ fn elect_offline(batch: &mut Batch) -> Result<(), ControllerError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cluster::metadata::SHARDS_PER_BROKER_MAX;
 
     fn live_cluster(brokers: &[BrokerId]) -> Controller {
         let mut controller = Controller::new(ControllerConfig::default());
         for &b in brokers {
             let records = controller
-                .register_broker(b, 1, &format!("b{b}:9092"), None, 0)
+                .register_broker(b, 1, &format!("b{b}:9092"), None, 1, 0)
                 .unwrap();
             replay_all(&mut controller, &records);
             let records = controller.heartbeat(b, 1, true, 0).unwrap();
@@ -963,18 +1015,18 @@ mod tests {
     fn register_retry_decides_nothing_and_new_incarnation_waits_for_session() {
         let mut c = live_cluster(&[1]);
         assert!(c
-            .register_broker(1, 1, "b1:9092", None, 5)
+            .register_broker(1, 1, "b1:9092", None, 1, 5)
             .unwrap()
             .is_empty());
         assert_eq!(
-            c.register_broker(1, 2, "b1:9092", None, 6),
+            c.register_broker(1, 2, "b1:9092", None, 1, 6),
             Err(ControllerError::DuplicateBrokerRegistration {
                 broker: 1,
                 current: 1
             })
         );
         // After the session expires (no tick yet), the restart is taken and hands over.
-        let records = c.register_broker(1, 2, "b1:9092", None, 9007).unwrap();
+        let records = c.register_broker(1, 2, "b1:9092", None, 1, 9007).unwrap();
         assert!(matches!(
             records.last(),
             Some(MetadataRecord::RegisterBroker { incarnation: 2, .. })
@@ -989,6 +1041,89 @@ mod tests {
                 current: 2
             })
         );
+    }
+
+    #[test]
+    fn registration_keeps_the_shard_count_and_refuses_a_bad_one() {
+        let mut c = live_cluster(&[1]);
+        for shards in [0, -1, SHARDS_PER_BROKER_MAX + 1] {
+            assert_eq!(
+                c.register_broker(2, 1, "b2:9092", None, shards, 0),
+                Err(ControllerError::InvalidRegistration(
+                    MetadataError::InvalidShardCount { broker: 2, shards }
+                ))
+            );
+        }
+        assert!(matches!(
+            c.register_broker(2, 1, "b2:65535", None, 2, 0),
+            Err(ControllerError::InvalidRegistration(
+                MetadataError::ShardPortsOverflow { broker: 2, .. }
+            ))
+        ));
+        assert!(c.metadata().broker(2).is_none());
+        let records = c.register_broker(2, 1, "b2:9092", None, 3, 0).unwrap();
+        replay_all(&mut c, &records);
+        assert_eq!(c.metadata().broker(2).unwrap().shards, 3);
+        assert_eq!(c.metadata().broker(1).unwrap().shards, 1);
+        // The same registration again is a retry; another shard count is not.
+        assert!(c
+            .register_broker(2, 1, "b2:9092", None, 3, 1)
+            .unwrap()
+            .is_empty());
+        let records = c.register_broker(2, 1, "b2:9092", None, 2, 2).unwrap();
+        replay_all(&mut c, &records);
+        assert_eq!(c.metadata().broker(2).unwrap().shards, 2);
+    }
+
+    #[test]
+    fn alter_topic_configs_checks_min_insync_against_the_replication_factor() {
+        let mut c = live_cluster(&[1, 2, 3]);
+        let records = c
+            .create_topic("t", Some(2), Some(2), TopicConfig::default())
+            .unwrap();
+        replay_all(&mut c, &records);
+        let keys = BTreeMap::from([("min.insync.replicas".to_string(), "2".to_string())]);
+        let two = TopicConfig {
+            min_insync_replicas: 2,
+            unclean_leader_election: false,
+        };
+        assert_eq!(
+            c.alter_topic_configs("nope", keys.clone(), two),
+            Err(ControllerError::UnknownTopic("nope".into()))
+        );
+        assert!(matches!(
+            c.alter_topic_configs(
+                "t",
+                keys.clone(),
+                TopicConfig {
+                    min_insync_replicas: 3,
+                    ..two
+                }
+            ),
+            Err(ControllerError::InvalidTopicConfig { .. })
+        ));
+        let records = c.alter_topic_configs("t", keys.clone(), two).unwrap();
+        assert!(matches!(
+            records.as_slice(),
+            [MetadataRecord::AlterTopicConfigs {
+                config: Some(c),
+                ..
+            }] if *c == two
+        ));
+        replay_all(&mut c, &records);
+        assert_eq!(c.metadata().topic("t").unwrap().config, two);
+        assert_eq!(c.metadata().topic("t").unwrap().configs, keys);
+        // Nothing to change: nothing decided. Keys alone: the controller settings stay.
+        assert!(c
+            .alter_topic_configs("t", keys.clone(), two)
+            .unwrap()
+            .is_empty());
+        let more = BTreeMap::from([("retention.ms".to_string(), "5".to_string())]);
+        let records = c.alter_topic_configs("t", more, two).unwrap();
+        assert!(matches!(
+            records.as_slice(),
+            [MetadataRecord::AlterTopicConfigs { config: None, .. }]
+        ));
     }
 
     #[test]

@@ -49,6 +49,14 @@ pub const PARTITIONS_PER_TOPIC_MAX: i32 = 100_000;
 pub const LISTENER_BYTES_MAX: usize = 260;
 /// Longest rack name, in bytes.
 pub const RACK_BYTES_MAX: usize = 255;
+/// Most shards one broker may run (Metadata carries a broker's shard count as `u16`).
+pub const SHARDS_PER_BROKER_MAX: i32 = 1024;
+
+/// The shard count of a registration written before brokers reported theirs: every broker
+/// then ran alike, and one shard is the only count that is always valid.
+fn one_shard() -> i32 {
+    1
+}
 
 /// A topic's id: 128 bits that name one incarnation of a topic (a topic deleted and created
 /// again under the same name gets a new id). Zero is reserved for "no topic". Written as 32
@@ -142,6 +150,11 @@ pub struct BrokerRegistration {
     pub listener: String,
     /// Its rack, if it has one.
     pub rack: Option<String>,
+    /// How many shards it runs, in `1..=SHARDS_PER_BROKER_MAX`: shard `s` listens on the
+    /// listener's port plus `s`, and partition `p` of topic `t` lives on shard
+    /// [`crate::shard::shard_for`]`(t, p, shards)`. Brokers of one cluster may differ.
+    #[serde(default = "one_shard")]
+    pub shards: i32,
     /// Fenced: not caught up with the metadata log, or its session expired. A fenced broker
     /// leads no partition and joins no ISR.
     pub fenced: bool,
@@ -160,6 +173,25 @@ pub struct PartitionState {
     pub leader_epoch: i32,
     /// Bumped by every change of the partition (leader, ISR or replicas).
     pub partition_epoch: i32,
+}
+
+impl BrokerRegistration {
+    /// The shard of this broker that serves partition `partition` of `topic`.
+    pub fn shard_of(&self, topic: &str, partition: i32) -> usize {
+        // Registrations in the image have 1..=SHARDS_PER_BROKER_MAX shards; `max(1)` only
+        // keeps a hand-built registration from tripping shard_for's assertion.
+        let shards = usize::try_from(self.shards.max(1)).unwrap_or(1);
+        crate::shard::shard_for(topic, partition, shards)
+    }
+
+    /// The `host:port` of this broker's shard `shard` (shard ports follow the listener's
+    /// port), or `None` if the listener does not parse or the port would pass 65535.
+    pub fn shard_addr(&self, shard: usize) -> Option<String> {
+        let (host, port) = self.listener.rsplit_once(':')?;
+        let port: u16 = port.parse().ok()?;
+        let port = port.checked_add(u16::try_from(shard).ok()?)?;
+        Some(format!("{host}:{port}"))
+    }
 }
 
 impl PartitionState {
@@ -257,6 +289,9 @@ pub enum MetadataRecord {
         listener: String,
         /// Its rack.
         rack: Option<String>,
+        /// How many shards it runs (1 in records written before brokers reported it).
+        #[serde(default = "one_shard")]
+        shards: i32,
     },
     /// A broker leaves the cluster for good; it must host no replica.
     UnregisterBroker {
@@ -298,8 +333,8 @@ pub enum MetadataRecord {
         /// Its id: the record deletes only this incarnation of the name.
         topic_id: TopicId,
     },
-    /// A topic's config keys are replaced by `configs` (the brokers' log settings; the
-    /// controller's own settings stay in [`TopicConfig`]).
+    /// A topic's config keys are replaced by `configs` (the brokers' log settings) and, if
+    /// `config` is given, the controller's own settings ([`TopicConfig`]) by `config`.
     AlterTopicConfigs {
         /// The topic's name.
         name: String,
@@ -307,6 +342,10 @@ pub enum MetadataRecord {
         topic_id: TopicId,
         /// Every key set on the topic after the change.
         configs: BTreeMap<String, String>,
+        /// The controller's settings after the change; `None` leaves them as they are (and is
+        /// what records written before this field existed decode to).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        config: Option<TopicConfig>,
     },
     /// One partition's leader, ISR or replicas change.
     PartitionChange {
@@ -399,6 +438,24 @@ pub enum MetadataError {
     InvalidRack {
         /// The broker.
         broker: BrokerId,
+    },
+    /// A shard count outside `1..=SHARDS_PER_BROKER_MAX`.
+    #[error("broker {broker}: shard count {shards} is outside 1..={SHARDS_PER_BROKER_MAX}")]
+    InvalidShardCount {
+        /// The broker.
+        broker: BrokerId,
+        /// The count given.
+        shards: i32,
+    },
+    /// Shard ports (the listener's port, then one more per shard) that would pass 65535.
+    #[error("broker {broker}: {shards} shards from port {port} run past port 65535")]
+    ShardPortsOverflow {
+        /// The broker.
+        broker: BrokerId,
+        /// The count given.
+        shards: i32,
+        /// The listener's port.
+        port: i32,
     },
     /// A broker that is not registered.
     #[error("broker {0} is not registered")]
@@ -572,12 +629,14 @@ pub fn validate_topic_name(name: &str) -> Result<(), &'static str> {
 }
 
 /// Checks what a broker registers with: a non-negative id, a `host:port` listener, a rack name
-/// of 1..=[`RACK_BYTES_MAX`] bytes if any. Used by the controller before it decides and by
-/// [`ClusterMetadata::apply`] on the record.
+/// of 1..=[`RACK_BYTES_MAX`] bytes if any, and 1..=[`SHARDS_PER_BROKER_MAX`] shards whose
+/// ports (the listener's port and the ones after it) all stay within 65535. Used by the
+/// controller before it decides and by [`ClusterMetadata::apply`] on the record.
 pub fn validate_registration(
     broker: BrokerId,
     listener: &str,
     rack: Option<&str>,
+    shards: i32,
 ) -> Result<(), MetadataError> {
     if broker < 0 {
         return Err(MetadataError::InvalidBrokerId(broker));
@@ -589,6 +648,21 @@ pub fn validate_registration(
     })?;
     if rack.is_some_and(|r| r.is_empty() || r.len() > RACK_BYTES_MAX) {
         return Err(MetadataError::InvalidRack { broker });
+    }
+    if !(1..=SHARDS_PER_BROKER_MAX).contains(&shards) {
+        return Err(MetadataError::InvalidShardCount { broker, shards });
+    }
+    // validate_listener checked that the port parses.
+    let port = listener
+        .rsplit_once(':')
+        .and_then(|(_, port)| port.parse::<i32>().ok())
+        .unwrap_or(0);
+    if port + shards - 1 > i32::from(u16::MAX) {
+        return Err(MetadataError::ShardPortsOverflow {
+            broker,
+            shards,
+            port,
+        });
     }
     Ok(())
 }
@@ -615,6 +689,17 @@ pub fn validate_listener(listener: &str) -> Result<(), &'static str> {
         Ok(0) | Err(_) => Err("the port is not in 1..=65535"),
         Ok(_) => Ok(()),
     }
+}
+
+/// Checks the controller's settings of topic `name`: `min.insync.replicas` is at least 1.
+fn check_topic_config(name: &str, config: &TopicConfig) -> Result<(), MetadataError> {
+    if config.min_insync_replicas < 1 {
+        return Err(MetadataError::InvalidTopicConfig {
+            topic: name.to_string(),
+            reason: "min.insync.replicas must be at least 1",
+        });
+    }
+    Ok(())
 }
 
 /// The whole change one record makes, computed before anything is touched.
@@ -810,9 +895,10 @@ impl ClusterMetadata {
                 broker_epoch,
                 listener,
                 rack,
+                shards,
             } => {
                 let broker = *broker;
-                validate_registration(broker, listener, rack.as_deref())?;
+                validate_registration(broker, listener, rack.as_deref(), *shards)?;
                 if *broker_epoch <= self.broker_epoch_last {
                     return Err(MetadataError::StaleRegistrationEpoch {
                         broker,
@@ -829,6 +915,7 @@ impl ClusterMetadata {
                     epoch: *broker_epoch,
                     listener: listener.clone(),
                     rack: rack.clone(),
+                    shards: *shards,
                     fenced: true,
                 }))
             }
@@ -886,10 +973,15 @@ impl ClusterMetadata {
                 name,
                 topic_id,
                 configs,
+                config,
             } => {
                 let topic = self.topic_checked(name, *topic_id)?;
+                if let Some(config) = config {
+                    check_topic_config(name, config)?;
+                }
                 Ok(Change::ReplaceTopic(Topic {
                     configs: configs.clone(),
+                    config: config.unwrap_or(topic.config),
                     ..topic.clone()
                 }))
             }
@@ -997,12 +1089,7 @@ impl ClusterMetadata {
                 by: by.clone(),
             });
         }
-        if config.min_insync_replicas < 1 {
-            return Err(MetadataError::InvalidTopicConfig {
-                topic: name.to_string(),
-                reason: "min.insync.replicas must be at least 1",
-            });
-        }
+        check_topic_config(name, &config)?;
         let count_ok = i32::try_from(assignments.len())
             .is_ok_and(|n| (1..=PARTITIONS_PER_TOPIC_MAX).contains(&n));
         if !count_ok {
@@ -1129,6 +1216,7 @@ mod tests {
             broker_epoch: epoch,
             listener: format!("b{broker}:9092"),
             rack: None,
+            shards: 1,
         }
     }
 
@@ -1415,6 +1503,7 @@ mod tests {
                 broker_epoch: i64::MAX,
                 listener: "[::1]:9092".into(),
                 rack: Some("rack-a".into()),
+                shards: 3,
             },
             MetadataRecord::UnregisterBroker {
                 broker: 3,
@@ -1438,6 +1527,21 @@ mod tests {
                 name: "orders".into(),
                 topic_id: TopicId(1),
             },
+            MetadataRecord::AlterTopicConfigs {
+                name: "orders".into(),
+                topic_id: TopicId(1),
+                configs: BTreeMap::from([("retention.ms".to_string(), "1000".to_string())]),
+                config: None,
+            },
+            MetadataRecord::AlterTopicConfigs {
+                name: "orders".into(),
+                topic_id: TopicId(1),
+                configs: BTreeMap::new(),
+                config: Some(TopicConfig {
+                    min_insync_replicas: 3,
+                    unclean_leader_election: true,
+                }),
+            },
             change(LeaderChange::Offline, None),
             change(LeaderChange::To(2), Some(vec![2])),
             MetadataRecord::PartitionChange {
@@ -1458,6 +1562,153 @@ mod tests {
                 "{record:?}"
             );
         }
+    }
+
+    #[test]
+    fn records_and_images_from_before_shard_counts_still_decode() {
+        // A registration written before brokers reported their shard count: one shard.
+        let old = br#"{"type":"register_broker","broker":2,"incarnation":5,"broker_epoch":1,"listener":"h:9092","rack":null}"#;
+        let record = MetadataRecord::decode(&[&[RECORD_VERSION][..], old].concat()).unwrap();
+        assert_eq!(
+            record,
+            MetadataRecord::RegisterBroker {
+                broker: 2,
+                incarnation: 5,
+                broker_epoch: 1,
+                listener: "h:9092".into(),
+                rack: None,
+                shards: 1,
+            }
+        );
+        // A config change written before it carried the controller's settings: none.
+        let old = br#"{"type":"alter_topic_configs","name":"t","topic_id":"00000000000000000000000000000005","configs":{"retention.ms":"5"}}"#;
+        let record = MetadataRecord::decode(&[&[RECORD_VERSION][..], old].concat()).unwrap();
+        assert!(matches!(
+            record,
+            MetadataRecord::AlterTopicConfigs { config: None, .. }
+        ));
+        // An image whose broker entries have no shard count.
+        let mut image = ClusterMetadata::new();
+        image.apply(&register(1, 1)).unwrap();
+        let json = serde_json::to_string(&image).unwrap();
+        let without = json.replace(",\"shards\":1", "");
+        assert_ne!(json, without);
+        let decoded =
+            ClusterMetadata::decode_image(&[&[IMAGE_VERSION][..], without.as_bytes()].concat())
+                .unwrap();
+        assert_eq!(decoded.broker(1).unwrap().shards, 1);
+        assert_eq!(decoded, image);
+    }
+
+    #[test]
+    fn registrations_keep_their_shard_count_and_bad_counts_are_refused() {
+        let mut image = ClusterMetadata::new();
+        let with_shards = |broker, epoch, listener: &str, shards| MetadataRecord::RegisterBroker {
+            broker,
+            incarnation: 1,
+            broker_epoch: epoch,
+            listener: listener.into(),
+            rack: None,
+            shards,
+        };
+        image.apply(&with_shards(1, 1, "h:9092", 3)).unwrap();
+        image
+            .apply(&with_shards(2, 2, "h:9192", SHARDS_PER_BROKER_MAX))
+            .unwrap();
+        assert_eq!(image.broker(1).unwrap().shards, 3);
+        assert_eq!(image.broker(2).unwrap().shards, SHARDS_PER_BROKER_MAX);
+        refused(
+            &mut image,
+            with_shards(3, 3, "h:9092", 0),
+            MetadataError::InvalidShardCount {
+                broker: 3,
+                shards: 0,
+            },
+        );
+        refused(
+            &mut image,
+            with_shards(3, 3, "h:9092", SHARDS_PER_BROKER_MAX + 1),
+            MetadataError::InvalidShardCount {
+                broker: 3,
+                shards: SHARDS_PER_BROKER_MAX + 1,
+            },
+        );
+        refused(
+            &mut image,
+            with_shards(3, 3, "h:65534", 3),
+            MetadataError::ShardPortsOverflow {
+                broker: 3,
+                shards: 3,
+                port: 65534,
+            },
+        );
+        // The last port itself is fine.
+        image.apply(&with_shards(3, 3, "h:65534", 2)).unwrap();
+        let b = image.broker(3).unwrap();
+        assert_eq!(b.shard_addr(1).as_deref(), Some("h:65535"));
+        assert_eq!(b.shard_addr(2), None);
+    }
+
+    #[test]
+    fn alter_topic_configs_replaces_keys_and_optionally_the_controller_settings() {
+        let mut image = image();
+        let keys = BTreeMap::from([
+            ("retention.ms".to_string(), "60000".to_string()),
+            ("min.insync.replicas".to_string(), "2".to_string()),
+        ]);
+        let stricter = TopicConfig {
+            min_insync_replicas: 2,
+            unclean_leader_election: false,
+        };
+        image
+            .apply(&MetadataRecord::AlterTopicConfigs {
+                name: "t".into(),
+                topic_id: TopicId(5),
+                configs: keys.clone(),
+                config: Some(stricter),
+            })
+            .unwrap();
+        let topic = image.topic("t").unwrap();
+        assert_eq!(topic.configs, keys);
+        assert_eq!(topic.config, stricter);
+        // Without `config` only the keys change.
+        image
+            .apply(&MetadataRecord::AlterTopicConfigs {
+                name: "t".into(),
+                topic_id: TopicId(5),
+                configs: BTreeMap::new(),
+                config: None,
+            })
+            .unwrap();
+        let topic = image.topic("t").unwrap();
+        assert!(topic.configs.is_empty());
+        assert_eq!(topic.config, stricter);
+        refused(
+            &mut image,
+            MetadataRecord::AlterTopicConfigs {
+                name: "t".into(),
+                topic_id: TopicId(5),
+                configs: BTreeMap::new(),
+                config: Some(TopicConfig {
+                    min_insync_replicas: 0,
+                    unclean_leader_election: false,
+                }),
+            },
+            MetadataError::InvalidTopicConfig {
+                topic: "t".into(),
+                reason: "min.insync.replicas must be at least 1",
+            },
+        );
+        refused(
+            &mut image,
+            MetadataRecord::AlterTopicConfigs {
+                name: "u".into(),
+                topic_id: TopicId(5),
+                configs: BTreeMap::new(),
+                config: None,
+            },
+            MetadataError::UnknownTopic("u".into()),
+        );
     }
 
     #[test]
