@@ -107,15 +107,19 @@ impl ShardBroker {
         };
         let partition = offsets_partition_for(group, topic.partition_count());
         let leader = topic.partition(partition).and_then(|p| p.leader);
-        let shard = shard_for(OFFSETS_TOPIC, partition, self.config.shard_count);
         match leader {
             None => GroupRoute::Unavailable((
                 ErrorCode::CoordinatorNotAvailable,
                 format!("{OFFSETS_TOPIC}-{partition} has no leader"),
             )),
-            Some(leader) if leader == self.config.node_id => GroupRoute::Here { shard },
-            Some(leader) => match snapshot.shard_addr(leader, shard) {
-                Some(addr) => GroupRoute::Remote {
+            Some(leader) if leader == self.config.node_id => GroupRoute::Here {
+                shard: shard_for(OFFSETS_TOPIC, partition, self.config.shard_count),
+            },
+            Some(leader) => match snapshot.image.broker(leader).and_then(|b| {
+                let shard = b.shard_of(OFFSETS_TOPIC, partition);
+                Some((shard, b.shard_addr(shard)?))
+            }) {
+                Some((shard, addr)) => GroupRoute::Remote {
                     leader,
                     addr,
                     shard,
@@ -426,7 +430,7 @@ impl ShardBroker {
             if broker == self.config.node_id {
                 continue;
             }
-            let Some(addr) = snapshot.shard_addr(broker, 0) else {
+            let Some(addr) = snapshot.image.broker(broker).and_then(|b| b.shard_addr(0)) else {
                 failed.push(format!("broker {broker}: no usable listener"));
                 continue;
             };
