@@ -192,14 +192,6 @@ async fn wait_consumed(seen: &Seen, acked: &[(usize, i32, i64)], cluster: &Clust
     }
 }
 
-/// A client config that reaches only node `i`.
-fn only(cluster: &Cluster, i: usize) -> ClientConfig {
-    ClientConfig {
-        bootstrap: format!("127.0.0.1:{}", cluster.ports[i]),
-        ..cluster.config()
-    }
-}
-
 #[test]
 fn groups_survive_the_loss_of_their_coordinator() {
     let mut cluster = Cluster::start(3);
@@ -258,7 +250,7 @@ fn groups_survive_the_loss_of_their_coordinator() {
 
         // Another broker takes over the group with every acknowledged commit.
         let survivor = (victim + 1) % 3;
-        let admin = Admin::connect(only(&cluster, survivor))
+        let admin = Admin::connect(cluster.config_of(&[survivor]))
             .await
             .expect("admin");
         let deadline = Instant::now() + WAIT_MAX;
@@ -309,7 +301,9 @@ fn groups_survive_the_loss_of_their_coordinator() {
         // Every broker answers for the whole cluster: ListGroups gathers all coordinators'
         // groups, DescribeGroups is passed on to the group's coordinator.
         for i in 0..3 {
-            let admin = Admin::connect(only(&cluster, i)).await.expect("admin");
+            let admin = Admin::connect(cluster.config_of(&[i]))
+                .await
+                .expect("admin");
             let deadline = Instant::now() + WAIT_MAX;
             loop {
                 let listed = admin.list_groups().await;

@@ -17,18 +17,16 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use common::broker::{free_udp_ports, BrokerProcess};
+use common::cluster::Cluster;
 use quiver_engine::shard::shard_for;
 use quiver_transport::client::{
     Admin, ClientConfig, Consumer, ConsumerConfig, NewTopic, Producer, ProducerConfig,
     ProducerRecord, TopicPartition,
 };
 use quiver_transport::protocol::{Acks, ErrorCode, TopicDescription};
-use quiver_transport::quic::Trust;
 
 const TOPIC: &str = "mixed";
 const PARTITIONS: i32 = 6;
@@ -36,98 +34,6 @@ const PARTITIONS: i32 = 6;
 const SHARDS: [usize; 3] = [1, 2, 3];
 const RECORDS: usize = 600;
 const WAIT_MAX: Duration = Duration::from_secs(30);
-
-struct Cluster {
-    _dir: tempfile::TempDir,
-    tls: PathBuf,
-    ports: Vec<u16>,
-    nodes: Vec<Option<BrokerProcess>>,
-}
-
-impl Cluster {
-    /// Starts the three brokers, all controllers, sharing one CA.
-    fn start() -> Cluster {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let tls = dir.path().join("tls");
-        let out = common::quiver(&["cluster", "certs", "--dir", tls.to_str().expect("utf-8")]);
-        assert!(out.status.success(), "certs: {}", common::stderr_of(&out));
-        let ports: Vec<u16> = SHARDS.iter().map(|&s| free_udp_ports(s)).collect();
-        let controllers = ports
-            .iter()
-            .enumerate()
-            .map(|(i, p)| format!("{i}@127.0.0.1:{p}"))
-            .collect::<Vec<_>>()
-            .join(",");
-        let path = |f: &str| tls.join(f).to_str().expect("utf-8").to_string();
-        let (cert, key, ca) = (path("broker.pem"), path("broker-key.pem"), path("ca.pem"));
-        let nodes = (0..SHARDS.len())
-            .map(|i| {
-                let id = i.to_string();
-                let args = [
-                    "--node-id",
-                    &id,
-                    "--controllers",
-                    &controllers,
-                    "--tls-cert",
-                    &cert,
-                    "--tls-key",
-                    &key,
-                    "--tls-ca",
-                    &ca,
-                    "--broker-session-timeout-ms",
-                    "3000",
-                    "--broker-heartbeat-interval-ms",
-                    "500",
-                    "--replica-lag-time-max-ms",
-                    "3000",
-                ];
-                let data = dir.path().join(format!("node-{i}"));
-                Some(BrokerProcess::start_on(&data, SHARDS[i], ports[i], &args))
-            })
-            .collect();
-        Cluster {
-            _dir: dir,
-            tls,
-            ports,
-            nodes,
-        }
-    }
-
-    /// A client configuration bootstrapping from `nodes` only (admin requests go to the
-    /// first of them).
-    fn config(&self, nodes: &[usize]) -> ClientConfig {
-        let trust = Trust::from_pem_file(&self.tls.join("ca.pem")).expect("the CA loads");
-        let bootstrap = nodes
-            .iter()
-            .map(|&i| format!("127.0.0.1:{}", self.ports[i]))
-            .collect::<Vec<_>>()
-            .join(",");
-        ClientConfig {
-            request_timeout: Duration::from_secs(5),
-            ..ClientConfig::new(bootstrap, trust)
-        }
-    }
-
-    fn stderr(&self) -> String {
-        self.nodes
-            .iter()
-            .enumerate()
-            .filter_map(|(i, n)| n.as_ref().map(|n| format!("--- node {i}\n{}", n.stderr())))
-            .collect::<Vec<_>>()
-            .join("\n")
-    }
-
-    /// Ends the brokers still running. `kill -9`, not SIGTERM: with a peer gone, a broker's
-    /// controlled shutdown can hang (seen with equal shard counts too), and this test is
-    /// about replication and configs, not shutdown.
-    fn kill_all(&mut self) {
-        for node in self.nodes.iter_mut() {
-            if let Some(n) = node.take() {
-                n.kill9();
-            }
-        }
-    }
-}
 
 /// Retries `attempt` every 200 ms until it gives `Ok`, at most [`WAIT_MAX`].
 async fn eventually<T, F, Fut>(what: &str, cluster: &Cluster, mut attempt: F) -> T
@@ -152,7 +58,7 @@ where
 
 /// The topic as node `node` describes it.
 async fn describe_on(cluster: &Cluster, node: usize) -> Result<TopicDescription, String> {
-    let admin = Admin::connect(cluster.config(&[node]))
+    let admin = Admin::connect(cluster.config_of(&[node]))
         .await
         .map_err(|e| e.to_string())?;
     admin.describe_topic(TOPIC).await.map_err(|e| e.to_string())
@@ -218,13 +124,13 @@ async fn strict_producer(config: ClientConfig) -> Producer {
 
 #[test]
 fn brokers_with_different_shard_counts_replicate_and_share_topic_configs() {
-    let mut cluster = Cluster::start();
+    let mut cluster = Cluster::start_shards(&SHARDS, &[]);
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .expect("tokio runtime");
-    let all = cluster.config(&[0, 1, 2]);
+    let all = cluster.config_of(&[0, 1, 2]);
     rt.block_on(async {
         let admin = Admin::connect(all.clone()).await.expect("admin");
         eventually("topic creation", &cluster, || async {
@@ -341,7 +247,9 @@ fn brokers_with_different_shard_counts_replicate_and_share_topic_configs() {
         }
 
         // AlterTopicConfigs through node 1 (forwarded to the controller unless it is one).
-        let on_one = Admin::connect(cluster.config(&[1])).await.expect("admin");
+        let on_one = Admin::connect(cluster.config_of(&[1]))
+            .await
+            .expect("admin");
         on_one
             .alter_topic_configs(
                 TOPIC,
@@ -371,7 +279,9 @@ fn brokers_with_different_shard_counts_replicate_and_share_topic_configs() {
             })
             .await;
         }
-        let on_two = Admin::connect(cluster.config(&[2])).await.expect("admin");
+        let on_two = Admin::connect(cluster.config_of(&[2]))
+            .await
+            .expect("admin");
         let refused = |changes: Vec<(&str, Option<&str>)>, topic: &'static str| {
             let on_two = on_two.clone();
             let changes: Vec<(String, Option<String>)> = changes
@@ -416,8 +326,8 @@ fn brokers_with_different_shard_counts_replicate_and_share_topic_configs() {
         strict.close().await.expect("close");
 
         // One broker gone: the ISR shrinks to 2, below min.insync.replicas=3.
-        cluster.nodes[0].take().expect("running").kill9();
-        let survivors = cluster.config(&[1, 2]);
+        cluster.kill9(0);
+        let survivors = cluster.config_of(&[1, 2]);
         let client = Admin::connect(survivors.clone()).await.expect("admin");
         eventually("the ISR to shrink", &cluster, || async {
             let m = client
@@ -456,5 +366,5 @@ fn brokers_with_different_shard_counts_replicate_and_share_topic_configs() {
             .await;
         }
     });
-    cluster.kill_all();
+    cluster.stop_all();
 }

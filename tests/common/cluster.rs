@@ -23,8 +23,10 @@ pub struct Cluster {
     pub tls: PathBuf,
     /// Each node's data directory.
     pub data: Vec<PathBuf>,
-    /// Each node's port.
+    /// Each node's port (of its shard 0; shard s listens on port + s).
     pub ports: Vec<u16>,
+    /// Each node's shard count.
+    pub shards: Vec<usize>,
     nodes: Vec<Option<BrokerProcess>>,
     /// Flags every node gets besides the cluster ones.
     extra: Vec<String>,
@@ -38,11 +40,17 @@ impl Cluster {
 
     /// [`Cluster::start`] with more broker flags.
     pub fn start_with(nodes: usize, extra: &[&str]) -> Cluster {
+        Cluster::start_shards(&vec![1; nodes], extra)
+    }
+
+    /// One node per entry of `shards`, with that many shards, and more broker flags.
+    pub fn start_shards(shards: &[usize], extra: &[&str]) -> Cluster {
+        let nodes = shards.len();
         let dir = tempfile::tempdir().expect("tempdir");
         let tls = dir.path().join("tls");
         let out = super::quiver(&["cluster", "certs", "--dir", tls.to_str().expect("utf-8")]);
         assert!(out.status.success(), "certs: {}", super::stderr_of(&out));
-        let ports: Vec<u16> = (0..nodes).map(|_| free_udp_ports(1)).collect();
+        let ports: Vec<u16> = shards.iter().map(|&s| free_udp_ports(s)).collect();
         let data: Vec<PathBuf> = (0..nodes)
             .map(|i| dir.path().join(format!("node-{i}")))
             .collect();
@@ -51,6 +59,7 @@ impl Cluster {
             tls,
             data,
             ports,
+            shards: shards.to_vec(),
             nodes: (0..nodes).map(|_| None).collect(),
             extra: extra.iter().map(|s| s.to_string()).collect(),
         };
@@ -101,7 +110,7 @@ impl Cluster {
         args.extend(self.extra.iter().map(String::as_str));
         self.nodes[i] = Some(BrokerProcess::start_on(
             &self.data[i],
-            1,
+            self.shards[i],
             self.ports[i],
             &args,
         ));
@@ -121,11 +130,16 @@ impl Cluster {
 
     /// A client config bootstrapping from every node and trusting the CA.
     pub fn config(&self) -> ClientConfig {
+        let all: Vec<usize> = (0..self.ports.len()).collect();
+        self.config_of(&all)
+    }
+
+    /// A client config bootstrapping from `nodes` only (admin requests go to the first).
+    pub fn config_of(&self, nodes: &[usize]) -> ClientConfig {
         let trust = Trust::from_pem_file(&self.tls.join("ca.pem")).expect("the CA loads");
-        let bootstrap = self
-            .ports
+        let bootstrap = nodes
             .iter()
-            .map(|p| format!("127.0.0.1:{p}"))
+            .map(|&i| format!("127.0.0.1:{}", self.ports[i]))
             .collect::<Vec<_>>()
             .join(",");
         ClientConfig {

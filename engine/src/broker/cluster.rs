@@ -182,7 +182,8 @@ impl ShardBroker {
                 }
             };
             last = Some((snapshot.metadata_offset, snapshot.controller_id));
-            self.broadcast_cluster(snapshot).await;
+            // A shard that stopped meanwhile no longer answers: stopping ends the wait.
+            futures_lite::future::or(self.broadcast_cluster(snapshot), self.stopping.wait()).await;
         }
     }
 
@@ -214,7 +215,9 @@ impl ShardBroker {
                     if s == self.shard {
                         self.adopt_cluster(snapshot).await;
                     } else if let Err(e) = self.call(s, Call::Cluster(snapshot)).await {
-                        eprintln!("quiver: shard {s} did not take the cluster image: {e}");
+                        if !self.stopping.is_set() {
+                            eprintln!("quiver: shard {s} did not take the cluster image: {e}");
+                        }
                     }
                 }) as LocalBoxFuture<'_, ()>
             })

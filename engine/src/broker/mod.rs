@@ -93,6 +93,8 @@ pub const FETCH_WAIT_MAX_MS_DEFAULT: u32 = 30_000;
 /// Default period of the retention and compaction pass (Kafka's
 /// `log.retention.check.interval.ms`).
 pub const RETENTION_CHECK_INTERVAL_MS_DEFAULT: u64 = 300_000;
+/// How long shutdown waits for each background task before cancelling it.
+const SHUTDOWN_TASK_WAIT: Duration = Duration::from_secs(10);
 
 /// Broker-wide defaults for new topics.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -803,8 +805,28 @@ impl ShardBroker {
         self.controller_stop.set();
         self.flush_wake.notify_all();
         let tasks: Vec<_> = self.tasks.borrow_mut().drain(..).collect();
-        for task in tasks {
-            task.await;
+        for mut task in tasks {
+            // Every task watches `stopping`; one stuck anyway (a bug) must not keep the
+            // process from closing its partitions cleanly.
+            let finished = futures_lite::future::or(
+                async {
+                    (&mut task).await;
+                    true
+                },
+                async {
+                    glommio::timer::sleep(SHUTDOWN_TASK_WAIT).await;
+                    false
+                },
+            )
+            .await;
+            if !finished {
+                eprintln!(
+                    "quiver: shard {}: a background task did not stop within {} s; cancelled",
+                    self.shard,
+                    SHUTDOWN_TASK_WAIT.as_secs()
+                );
+                task.cancel();
+            }
         }
         let open: Vec<Rc<Partition>> = self
             .partitions

@@ -125,6 +125,9 @@ pub struct Mesh<C: Send + 'static, R: Send + 'static> {
     pending: Pending<R>,
     next_id: Cell<u64>,
     receivers: RefCell<Vec<(usize, Inbox<C, R>)>>,
+    /// Peers whose channel to this shard closed: they stopped, or are stopping and will
+    /// not answer (a call to one fails at once instead of waiting for a reply).
+    gone: Vec<Cell<bool>>,
 }
 
 impl<C: Send + 'static, R: Send + 'static> Mesh<C, R> {
@@ -164,6 +167,7 @@ impl<C: Send + 'static, R: Send + 'static> Mesh<C, R> {
             pending: RefCell::new(HashMap::new()),
             next_id: Cell::new(0),
             receivers: RefCell::new(receivers),
+            gone: (0..shard_count).map(|_| Cell::new(false)).collect(),
         })
     }
 
@@ -199,6 +203,7 @@ impl<C: Send + 'static, R: Send + 'static> Mesh<C, R> {
                         }
                     }
                 }
+                mesh.gone[peer].set(true);
                 mesh.fail_pending(peer);
             })
             .detach();
@@ -210,6 +215,9 @@ impl<C: Send + 'static, R: Send + 'static> Mesh<C, R> {
     pub async fn call(&self, to: usize, call: C) -> Result<R, MeshError> {
         if self.senders.get(to).is_none_or(|s| s.is_none()) {
             return Err(MeshError::NotAPeer(to));
+        }
+        if self.gone[to].get() {
+            return Err(MeshError::Unreachable(to));
         }
         let _permit = self.permits[to]
             .acquire_permit(1)
@@ -285,5 +293,64 @@ struct ForgetOnDrop<'a, R> {
 impl<R> Drop for ForgetOnDrop<'_, R> {
     fn drop(&mut self) {
         self.pending.borrow_mut().remove(&self.id);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rt::ExecutorConfig;
+    use std::time::Duration;
+
+    /// A shard that closed its side of the mesh but still runs (it is shutting down) takes
+    /// calls it can no longer answer: the caller must get `Unreachable`, not wait forever.
+    #[test]
+    fn a_call_to_a_shard_that_closed_its_mesh_fails() {
+        let seeds = full_mesh::<u32, u32>(2, 8);
+        let threads: Vec<_> = seeds
+            .into_iter()
+            .map(|seed| {
+                std::thread::spawn(move || {
+                    let config = ExecutorConfig {
+                        name: format!("mesh-test-{}", seed.shard),
+                        cpu: None,
+                        io_memory_bytes: 1 << 20,
+                    };
+                    config
+                        .spawn(move || async move {
+                            let mesh = Mesh::connect(seed).await;
+                            let handler: CallHandler<u32, u32> =
+                                Rc::new(|_, c| Box::pin(async move { c + 1 }));
+                            mesh.serve(handler);
+                            if mesh.shard() == 1 {
+                                mesh.close();
+                                // Still alive: incoming calls are received, never answered.
+                                glommio::timer::sleep(Duration::from_secs(2)).await;
+                                return None;
+                            }
+                            glommio::timer::sleep(Duration::from_millis(300)).await;
+                            let outcome = futures_lite::future::or(
+                                async { Some(mesh.call(1, 41).await) },
+                                async {
+                                    glommio::timer::sleep(Duration::from_secs(1)).await;
+                                    None
+                                },
+                            )
+                            .await;
+                            Some(outcome)
+                        })
+                        .expect("executor")
+                })
+            })
+            .collect();
+        let outcomes: Vec<_> = threads
+            .into_iter()
+            .map(|t| t.join().expect("shard thread"))
+            .collect();
+        assert_eq!(
+            outcomes[0],
+            Some(Some(Err(MeshError::Unreachable(1)))),
+            "the call neither failed nor was answered (None: it hung)"
+        );
     }
 }
