@@ -282,24 +282,34 @@ fn run(failure: Failure) {
                     .wait_for_progress(300, "after the kill", &cluster)
                     .await;
                 wait_for_isr(&client, 2, &cluster).await;
-                // What `quiver cluster status` reads: the victim fenced, partitions short.
-                let described = Admin::new(client.clone())
-                    .describe_cluster()
-                    .await
-                    .expect("describe cluster");
-                let image = quiver_engine::cluster::metadata::ClusterMetadata::decode_image(
-                    &described.image,
-                )
-                .expect("the image decodes");
+                // What `quiver cluster status` reads: the victim fenced (once its session ran
+                // out under the active controller, which may be a new one that gave every
+                // broker a fresh session), partitions short.
+                let admin = Admin::new(client.clone());
                 let id = victim as i32;
-                assert!(
-                    image.broker(id).is_some_and(|b| b.fenced),
-                    "broker {victim} is not fenced"
-                );
-                assert!(described.controller_id >= 0 && described.controller_id != id);
-                assert!(image
-                    .partitions()
-                    .all(|(_, _, p)| p.isr.len() == 2 && !p.isr.contains(&id)));
+                let deadline = Instant::now() + WAIT_MAX;
+                loop {
+                    let described = admin.describe_cluster().await.expect("describe cluster");
+                    let image = quiver_engine::cluster::metadata::ClusterMetadata::decode_image(
+                        &described.image,
+                    )
+                    .expect("the image decodes");
+                    let fenced = image.broker(id).is_some_and(|b| b.fenced);
+                    let short = image
+                        .partitions()
+                        .all(|(_, _, p)| p.isr.len() == 2 && !p.isr.contains(&id));
+                    let controller = described.controller_id >= 0 && described.controller_id != id;
+                    if fenced && short && controller {
+                        break;
+                    }
+                    assert!(
+                        Instant::now() < deadline,
+                        "broker {victim}: fenced {fenced}, ISRs without it {short}, controller {}\n{}",
+                        described.controller_id,
+                        cluster.stderr()
+                    );
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
                 tokio::task::block_in_place(|| cluster.start_node(victim));
             }
             Failure::PauseFollower => {

@@ -16,7 +16,8 @@ pub const LAG_TIME_MAX_MS: &str = "3000";
 /// Longest wait for a topic to be created.
 const CREATE_WAIT_MAX: Duration = Duration::from_secs(60);
 
-/// Brokers on 127.0.0.1, all controllers, sharing one CA, each with one shard.
+/// Brokers on 127.0.0.1, all controllers, sharing one CA (one shard each unless started with
+/// [`Cluster::start_shards`]).
 pub struct Cluster {
     _dir: tempfile::TempDir,
     /// The certificates (`ca.pem`, `broker.pem`, `broker-key.pem`).
@@ -30,6 +31,10 @@ pub struct Cluster {
     nodes: Vec<Option<BrokerProcess>>,
     /// Flags every node gets besides the cluster ones.
     extra: Vec<String>,
+    /// Clusters of one test binary run one at a time (this is released last, after the
+    /// brokers): several at once would share two cores among a dozen brokers and turn timing
+    /// margins into flakes.
+    _serial: std::sync::MutexGuard<'static, ()>,
 }
 
 impl Cluster {
@@ -45,6 +50,8 @@ impl Cluster {
 
     /// One node per entry of `shards`, with that many shards, and more broker flags.
     pub fn start_shards(shards: &[usize], extra: &[&str]) -> Cluster {
+        static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+        let serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
         let nodes = shards.len();
         let dir = tempfile::tempdir().expect("tempdir");
         let tls = dir.path().join("tls");
@@ -55,6 +62,7 @@ impl Cluster {
             .map(|i| dir.path().join(format!("node-{i}")))
             .collect();
         let mut cluster = Cluster {
+            _serial: serial,
             _dir: dir,
             tls,
             data,

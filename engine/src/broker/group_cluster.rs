@@ -39,9 +39,12 @@ use crate::shard::shard_for;
 
 /// Marks a group request one broker passed on to another, before the client's own id.
 pub(crate) const FORWARDED_CLIENT_PREFIX: &str = "quiver-forwarded:";
-/// How long a broker waits for the coordinator's answer to a request it passed on (a commit
-/// may wait for replication).
-const FORWARD_TIMEOUT: Duration = Duration::from_secs(35);
+/// How long a broker waits for the coordinator's answer to a commit or group deletion it
+/// passed on (they wait for replication).
+const FORWARD_WRITE_TIMEOUT: Duration = Duration::from_secs(35);
+/// How long it waits for the answer to any other group request it passed on (a coordinator
+/// that died before it was fenced must not hold members' heartbeats for long).
+const FORWARD_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long ListGroups waits for each other broker.
 const LIST_TIMEOUT: Duration = Duration::from_secs(5);
 /// Most replicas of an offsets partition.
@@ -150,8 +153,12 @@ impl ShardBroker {
             );
         };
         let id = format!("{FORWARDED_CLIENT_PREFIX}{client_id}");
+        let timeout = match request {
+            Request::OffsetCommit(_) | Request::DeleteGroups(_) => FORWARD_WRITE_TIMEOUT,
+            _ => FORWARD_TIMEOUT,
+        };
         match peers
-            .request_as(addr, Some(&id), request.clone(), FORWARD_TIMEOUT)
+            .request_as(addr, Some(&id), request.clone(), timeout)
             .await
         {
             Ok(Response::Rejected(code)) => self.group_failed(
