@@ -21,14 +21,6 @@ const CLI_LINES: usize = 10_000;
 const PARTITIONS: i32 = 4;
 const CONSUME_TIMEOUT: Duration = Duration::from_secs(120);
 
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("tokio runtime")
-}
-
 fn client_config(broker: &BrokerProcess) -> ClientConfig {
     let trust = Trust::from_pem_file(&broker.ca()).expect("the broker's certificate loads");
     ClientConfig::new(broker.bootstrap(), trust)
@@ -144,7 +136,7 @@ fn sdk_and_cli_records_come_back_in_order_and_survive_restart() {
     let dir = tempfile::tempdir().expect("tempdir");
     let data = dir.path().join("data");
     let broker = BrokerProcess::start(&data, 2, &[]);
-    let rt = runtime();
+    let rt = common::runtime();
     let config = client_config(&broker);
 
     rt.block_on(async {
@@ -255,7 +247,7 @@ fn acknowledged_records_survive_kill_9() {
     let dir = tempfile::tempdir().expect("tempdir");
     let data = dir.path().join("data");
     let broker = BrokerProcess::start(&data, 2, &[]);
-    let rt = runtime();
+    let rt = common::runtime();
     let config = client_config(&broker);
     let acked: Vec<(i32, i64, Bytes)> = rt.block_on(async {
         let admin = Admin::connect(config.clone())
@@ -358,7 +350,7 @@ fn acknowledged_records_survive_kill_9() {
 fn a_paused_partition_is_not_fetched_until_resumed() {
     let dir = tempfile::tempdir().expect("tempdir");
     let broker = BrokerProcess::start(&dir.path().join("data"), 2, &[]);
-    let rt = runtime();
+    let rt = common::runtime();
     let config = client_config(&broker);
     rt.block_on(async {
         let admin = Admin::connect(config.clone())

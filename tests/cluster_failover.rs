@@ -20,22 +20,13 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use common::cluster::Cluster;
 use quiver_transport::client::{
-    Admin, Client, ClientConfig, Consumer, ConsumerConfig, Producer, ProducerConfig,
-    ProducerRecord, TopicPartition,
+    Admin, Client, ClientConfig, Producer, ProducerConfig, ProducerRecord, TopicPartition,
 };
 use quiver_transport::protocol::Acks;
 
 const TOPIC: &str = "replicated";
 const PARTITIONS: i32 = 2;
 const WAIT_MAX: Duration = Duration::from_secs(60);
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("tokio runtime")
-}
 
 /// Leader and ISR of each partition of [`TOPIC`], and the active controller.
 async fn partition_states(client: &Client) -> Option<(i32, Vec<(i32, Vec<i32>)>)> {
@@ -179,33 +170,14 @@ async fn read_all(config: ClientConfig) -> BTreeMap<i32, Vec<(i64, Bytes)>> {
         )
         .await
         .expect("high watermarks");
-    let mut consumer = Consumer::connect(config, ConsumerConfig::default())
-        .await
-        .expect("consumer connects");
-    consumer.assign(tps.clone());
-    consumer.seek_to_beginning(&tps).await.expect("seek");
-    let mut out: BTreeMap<i32, Vec<(i64, Bytes)>> = BTreeMap::new();
-    let deadline = Instant::now() + WAIT_MAX;
-    let done = |out: &BTreeMap<i32, Vec<(i64, Bytes)>>| {
+    common::read_until(config, TOPIC, PARTITIONS, WAIT_MAX, |out| {
         ends.iter().all(|(tp, end)| {
             out.get(&tp.partition)
                 .and_then(|v| v.last())
                 .map_or(end.offset == 0, |(o, _)| o + 1 >= end.offset)
         })
-    };
-    while !done(&out) {
-        assert!(Instant::now() < deadline, "read only {out:?} of {ends:?}");
-        for r in consumer
-            .poll(Duration::from_millis(300))
-            .await
-            .expect("poll")
-        {
-            out.entry(r.partition)
-                .or_default()
-                .push((r.offset, r.value.expect("value")));
-        }
-    }
-    out
+    })
+    .await
 }
 
 /// The bytes of every segment of a partition's replica, concatenated in file-name order:
@@ -251,7 +223,7 @@ enum Failure {
 
 fn run(failure: Failure) {
     let mut cluster = Cluster::start(3);
-    let rt = runtime();
+    let rt = common::runtime();
     let config = cluster.config();
     rt.block_on(async {
         cluster.create_topic(TOPIC, PARTITIONS, 3).await;
@@ -372,7 +344,7 @@ fn a_paused_follower_leaves_the_isr_and_rejoins() {
 #[test]
 fn a_replica_behind_the_leaders_log_start_starts_over() {
     let mut cluster = Cluster::start_with(3, &["--retention-check-interval-ms", "200"]);
-    let rt = runtime();
+    let rt = common::runtime();
     let config = cluster.config();
     rt.block_on(async {
         cluster

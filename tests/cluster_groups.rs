@@ -31,14 +31,6 @@ const PARTITIONS: i32 = 4;
 const PHASE: usize = 400;
 const WAIT_MAX: Duration = Duration::from_secs(90);
 
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("tokio runtime")
-}
-
 /// What the members saw and committed, shared with the test.
 #[derive(Default)]
 struct Seen {
@@ -195,7 +187,7 @@ async fn wait_consumed(seen: &Seen, acked: &[(usize, i32, i64)], cluster: &Clust
 #[test]
 fn groups_survive_the_loss_of_their_coordinator() {
     let mut cluster = Cluster::start(3);
-    let rt = runtime();
+    let rt = common::runtime();
     let config = cluster.config();
     rt.block_on(async {
         cluster.create_topic(TOPIC, PARTITIONS, 3).await;

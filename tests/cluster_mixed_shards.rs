@@ -23,8 +23,7 @@ use bytes::Bytes;
 use common::cluster::Cluster;
 use quiver_engine::shard::shard_for;
 use quiver_transport::client::{
-    Admin, ClientConfig, Consumer, ConsumerConfig, NewTopic, Producer, ProducerConfig,
-    ProducerRecord, TopicPartition,
+    Admin, ClientConfig, NewTopic, Producer, ProducerConfig, ProducerRecord,
 };
 use quiver_transport::protocol::{Acks, ErrorCode, TopicDescription};
 
@@ -78,32 +77,12 @@ async fn read_all(
     config: ClientConfig,
     counts: &BTreeMap<i32, usize>,
 ) -> BTreeMap<i32, Vec<(i64, Bytes)>> {
-    let tps: Vec<TopicPartition> = (0..PARTITIONS)
-        .map(|p| TopicPartition::new(TOPIC, p))
-        .collect();
-    let mut consumer = Consumer::connect(config, ConsumerConfig::default())
-        .await
-        .expect("consumer connects");
-    consumer.assign(tps.clone());
-    consumer.seek_to_beginning(&tps).await.expect("seek");
-    let mut out: BTreeMap<i32, Vec<(i64, Bytes)>> = BTreeMap::new();
-    let deadline = Instant::now() + WAIT_MAX;
-    while counts
-        .iter()
-        .any(|(p, n)| out.get(p).map_or(0, Vec::len) < *n)
-    {
-        assert!(Instant::now() < deadline, "read only {out:?}");
-        for r in consumer
-            .poll(Duration::from_millis(300))
-            .await
-            .expect("poll")
-        {
-            out.entry(r.partition)
-                .or_default()
-                .push((r.offset, r.value.expect("value")));
-        }
-    }
-    out
+    common::read_until(config, TOPIC, PARTITIONS, WAIT_MAX, |out| {
+        counts
+            .iter()
+            .all(|(p, n)| out.get(p).map_or(0, Vec::len) >= *n)
+    })
+    .await
 }
 
 /// An `acks=all` producer that does not retry, so a refusal comes back as it is.

@@ -11,26 +11,17 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::Bytes;
 use common::broker::BrokerProcess;
 use quiver_transport::client::{
-    Admin, ClientConfig, Consumer, ConsumerConfig, NewTopic, Producer, ProducerConfig,
-    ProducerRecord, TopicPartition,
+    Admin, ClientConfig, NewTopic, Producer, ProducerConfig, ProducerRecord,
 };
 use quiver_transport::quic::Trust;
 
 const PARTITIONS: i32 = 3;
 const WAIT_MAX: Duration = Duration::from_secs(90);
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("tokio runtime")
-}
 
 fn client_config(broker: &BrokerProcess) -> ClientConfig {
     let trust = Trust::from_pem_file(&broker.ca()).expect("the broker's certificate loads");
@@ -55,39 +46,15 @@ fn producer_config(enable_idempotence: Option<bool>) -> ProducerConfig {
 async fn read_all(config: ClientConfig, topic: &str) -> BTreeMap<i32, Vec<(i64, Bytes)>> {
     let admin = Admin::connect(config.clone()).await.expect("admin");
     let described = admin.describe_topic(topic).await.expect("describe");
-    let total: i64 = described
+    let total: usize = described
         .partitions
         .iter()
-        .map(|p| p.log_end_offset - p.log_start_offset)
+        .map(|p| usize::try_from(p.log_end_offset - p.log_start_offset).unwrap_or(0))
         .sum();
-    let mut consumer = Consumer::connect(config, ConsumerConfig::default())
-        .await
-        .expect("consumer connects");
-    let tps: Vec<TopicPartition> = (0..PARTITIONS)
-        .map(|p| TopicPartition::new(topic, p))
-        .collect();
-    consumer.assign(tps.clone());
-    consumer.seek_to_beginning(&tps).await.expect("seek");
-    let mut out: BTreeMap<i32, Vec<(i64, Bytes)>> = BTreeMap::new();
-    let mut read = 0i64;
-    let deadline = Instant::now() + WAIT_MAX;
-    while read < total {
-        assert!(
-            Instant::now() < deadline,
-            "read {read} of {total} records of {topic}"
-        );
-        for r in consumer
-            .poll(Duration::from_millis(300))
-            .await
-            .expect("poll")
-        {
-            out.entry(r.partition)
-                .or_default()
-                .push((r.offset, r.value.expect("value")));
-            read += 1;
-        }
-    }
-    out
+    common::read_until(config, topic, PARTITIONS, WAIT_MAX, |out| {
+        out.values().map(Vec::len).sum::<usize>() >= total
+    })
+    .await
 }
 
 /// Sends `values` keyed over 30 keys, waits for every delivery; returns (partition, offset)
@@ -133,7 +100,7 @@ fn dropped_responses_are_retried_without_duplicates_or_reordering() {
         2,
         &["--fault-drop-produce-response-every", "5"],
     );
-    let rt = runtime();
+    let rt = common::runtime();
     let config = client_config(&broker);
     rt.block_on(async {
         let admin = Admin::connect(config.clone()).await.expect("admin");
@@ -177,7 +144,7 @@ fn retries_across_a_broker_kill_9_are_deduplicated() {
     let data = dir.path().join("data");
     let broker = BrokerProcess::start(&data, 2, &[]);
     let port = broker.port;
-    let rt = runtime();
+    let rt = common::runtime();
     let config = client_config(&broker);
     let (acked, broker) = rt.block_on(async {
         let admin = Admin::connect(config.clone()).await.expect("admin");

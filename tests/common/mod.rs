@@ -166,3 +166,54 @@ pub fn check_acked_once_in_order(
     }
     where_is.len()
 }
+
+/// A two-worker tokio runtime for a test's client side.
+pub fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("tokio runtime")
+}
+
+/// Records read, per partition, in offset order: (offset, value).
+pub type ReadLog = std::collections::BTreeMap<i32, Vec<(i64, bytes::Bytes)>>;
+
+/// Reads partitions `0..partitions` of `topic` from their start until `done` holds for what
+/// was read, at most `wait` (then fails the test).
+pub async fn read_until(
+    config: quiver_transport::client::ClientConfig,
+    topic: &str,
+    partitions: i32,
+    wait: std::time::Duration,
+    done: impl Fn(&ReadLog) -> bool,
+) -> ReadLog {
+    use quiver_transport::client::{Consumer, ConsumerConfig, TopicPartition};
+    let tps: Vec<TopicPartition> = (0..partitions)
+        .map(|p| TopicPartition::new(topic, p))
+        .collect();
+    let mut consumer = Consumer::connect(config, ConsumerConfig::default())
+        .await
+        .expect("consumer connects");
+    consumer.assign(tps.clone());
+    consumer.seek_to_beginning(&tps).await.expect("seek");
+    let mut out = ReadLog::new();
+    let deadline = std::time::Instant::now() + wait;
+    while !done(&out) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "read only {:?} records of {topic} per partition within {wait:?}",
+            out.iter().map(|(p, v)| (*p, v.len())).collect::<Vec<_>>()
+        );
+        for r in consumer
+            .poll(std::time::Duration::from_millis(300))
+            .await
+            .expect("poll")
+        {
+            out.entry(r.partition)
+                .or_default()
+                .push((r.offset, r.value.expect("value")));
+        }
+    }
+    out
+}
