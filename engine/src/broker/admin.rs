@@ -489,6 +489,7 @@ impl ShardBroker {
                     partitions,
                     replication_factor: 1,
                     configs,
+                    id: None,
                 })
             })();
             match checked {

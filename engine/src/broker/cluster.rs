@@ -50,6 +50,7 @@ fn table_of(image: &ClusterMetadata) -> TopicTable {
                     .first()
                     .map_or(1, |p| i16::try_from(p.replicas.len()).unwrap_or(i16::MAX)),
                 configs: topic.configs.clone(),
+                id: Some(topic.id),
             },
         );
     }

@@ -102,10 +102,11 @@ impl ControllerShell {
         let shell = Rc::new(ControllerShell {
             inputs: RefCell::new(VecDeque::new()),
             wake: Notify::new(),
+            // The image the metadata log's snapshot holds, as of that snapshot's index.
             snapshot: RefCell::new(Arc::new(ClusterSnapshot {
                 image: quorum.metadata().clone(),
                 controller_id: -1,
-                metadata_offset: -1,
+                metadata_offset: i64::try_from(quorum.applied_index()).unwrap_or(-1),
             })),
             changed: Notify::new(),
             is_leader: Cell::new(false),

@@ -40,6 +40,7 @@ pub mod metrics;
 pub mod producer_ids;
 pub mod registry;
 pub mod replica;
+mod replica_dir;
 
 use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, HashMap};
@@ -58,6 +59,7 @@ use quiver_transport::protocol::{
     Response, ResponseHeader,
 };
 
+use crate::cluster::metadata::TopicId;
 use crate::group::{CoordinatorConfig, GroupCoordinator, OFFSETS_TOPIC, OFFSETS_TOPIC_PARTITIONS};
 use crate::log::{LogConfig, LogError};
 use crate::partition::Partition;
@@ -309,6 +311,7 @@ pub fn prepare(config: &BrokerConfig) -> Result<Vec<ShardSeed>, BrokerError> {
                 partitions: OFFSETS_TOPIC_PARTITIONS,
                 replication_factor: 1,
                 configs: offsets_topic_configs(),
+                id: None,
             },
         );
         registry
@@ -1034,11 +1037,20 @@ impl ShardBroker {
                     && self.hosts(topic, p)
             })
         };
+        // A topic deleted and created again under the same name (in a cluster, where ids
+        // tell them apart) leaves nothing of the old one open.
+        let same_topic = |topic: &str| {
+            old_topics.get(topic).map(|t| t.meta.id) == new_topics.get(topic).map(|t| t.meta.id)
+        };
         let doomed: Vec<Rc<Partition>> = {
             let mut partitions = self.partitions.borrow_mut();
             let mut doomed = Vec::new();
             for (topic, map) in partitions.iter_mut() {
-                let gone: Vec<i32> = map.keys().copied().filter(|&p| !owned(topic, p)).collect();
+                let gone: Vec<i32> = map
+                    .keys()
+                    .copied()
+                    .filter(|&p| !owned(topic, p) || !same_topic(topic))
+                    .collect();
                 for p in gone {
                     if let Some(partition) = map.remove(&p) {
                         doomed.push(partition);
@@ -1048,7 +1060,9 @@ impl ShardBroker {
             partitions.retain(|_, m| !m.is_empty());
             doomed
         };
-        self.offline.borrow_mut().retain(|(t, p), _| owned(t, *p));
+        self.offline
+            .borrow_mut()
+            .retain(|(t, p), _| owned(t, *p) && same_topic(t));
         for p in doomed {
             self.replicas
                 .borrow_mut()
@@ -1063,7 +1077,7 @@ impl ShardBroker {
             // In a cluster a replica that leaves this broker (its topic deleted, or moved)
             // leaves no data behind: a later topic of the same name starts empty.
             if self.clustered() {
-                if let Err(e) = std::fs::remove_dir_all(p.dir()) {
+                if let Err(e) = registry::remove_partition_dir(&self.config.data_dir, p.dir()) {
                     eprintln!(
                         "quiver: shard {}: removing {} failed: {e}",
                         self.shard,
@@ -1104,9 +1118,19 @@ impl ShardBroker {
                     .borrow()
                     .get(name)
                     .is_some_and(|m| m.contains_key(&p));
-                if !open {
-                    to_open.push((name.clone(), p, state.log.clone()));
+                if open {
+                    continue;
                 }
+                if let Some(id) = state.meta.id {
+                    if let Err(reason) = self.claim_replica_dir(name, p, id) {
+                        self.offline
+                            .borrow_mut()
+                            .insert((name.clone(), p), reason.clone());
+                        failures.push((name.clone(), p, reason));
+                        continue;
+                    }
+                }
+                to_open.push((name.clone(), p, state.log.clone()));
             }
         }
         for chunk in to_open.chunks(OPEN_CONCURRENCY_MAX) {
@@ -1148,6 +1172,48 @@ impl ShardBroker {
             .retain_served(|t, p| topics.get(t).is_some_and(|s| p < s.meta.partitions));
         self.flush_wake.notify_all();
         failures
+    }
+
+    /// In a cluster, before opening replica `topic`-`p` of topic id `id`: makes sure its
+    /// directory holds that topic, wiping one left by an older topic of the same name (see
+    /// [`replica_dir`]), and marks it. An error leaves the partition closed, with the reason.
+    /// Blocking file IO, once per replica opened.
+    fn claim_replica_dir(&self, topic: &str, p: i32, id: TopicId) -> Result<(), String> {
+        let dir = registry::partition_dir(&self.config.data_dir, topic, p);
+        let offset = self.snapshot().map_or(-1, |s| s.metadata_offset);
+        let mark = replica_dir::read(&dir).map_err(|e| e.to_string())?;
+        match replica_dir::judge(mark.as_ref(), Some(id), offset) {
+            replica_dir::Verdict::Keep if mark.is_some() => return Ok(()),
+            replica_dir::Verdict::Keep => {}
+            replica_dir::Verdict::Wipe => {
+                eprintln!(
+                    "quiver: shard {}: {} holds topic id {} of a deleted topic '{topic}': removing it",
+                    self.shard,
+                    dir.display(),
+                    mark.map_or_else(String::new, |m| m.topic_id.to_string()),
+                );
+                registry::remove_partition_dir(&self.config.data_dir, &dir)
+                    .map_err(|e| format!("removing {}: {e}", dir.display()))?;
+            }
+            replica_dir::Verdict::Wait => {
+                return Err(format!(
+                    "{} holds another topic id than {id}, marked at metadata offset {}: waiting for metadata newer than {offset}",
+                    dir.display(),
+                    mark.map_or(-1, |m| m.metadata_offset),
+                ));
+            }
+        }
+        if offset < 0 {
+            return Err(format!(
+                "no metadata offset yet to mark {} with",
+                dir.display()
+            ));
+        }
+        let mark = replica_dir::DirMark {
+            topic_id: id,
+            metadata_offset: offset,
+        };
+        replica_dir::write(&dir, &mark).map_err(|e| format!("marking {}: {e}", dir.display()))
     }
 
     fn all_partitions(&self) -> Vec<Rc<Partition>> {

@@ -48,6 +48,9 @@ pub struct TopicMeta {
     /// Config overrides, canonical text by key.
     #[serde(default)]
     pub configs: BTreeMap<String, String>,
+    /// In a cluster, the topic's id in the controller's image (`None` on a single node).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<crate::cluster::metadata::TopicId>,
 }
 
 /// Every topic by name. Plain data (`Clone + Send`): what shard 0 sends to the others.
@@ -232,6 +235,25 @@ pub fn remove_partition_dirs(data_dir: &Path, topic: &str, partitions: i32) -> i
     std::fs::File::open(data_dir)?.sync_all()
 }
 
+/// Removes one partition directory `dir` (under `data_dir`) crash-safely, as
+/// [`remove_partition_dirs`] does. Blocking.
+pub fn remove_partition_dir(data_dir: &Path, dir: &Path) -> io::Result<()> {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    let name = dir
+        .file_name()
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "no directory name"))?;
+    let target = data_dir.join(format!(
+        "{}.{nanos}{DELETED_SUFFIX}",
+        name.to_string_lossy()
+    ));
+    std::fs::rename(dir, &target)?;
+    std::fs::File::open(data_dir)?.sync_all()?;
+    std::fs::remove_dir_all(&target)?;
+    std::fs::File::open(data_dir)?.sync_all()
+}
+
 /// Removes every `*.deleted` directory under `data_dir`. Blocking.
 pub fn sweep_deleted(data_dir: &Path) -> io::Result<()> {
     for entry in std::fs::read_dir(data_dir)? {
@@ -270,6 +292,7 @@ mod tests {
                 partitions: 1,
                 replication_factor: 1,
                 configs: BTreeMap::new(),
+                id: None,
             },
         );
         registry.deleting.insert("gone".into(), 2);
