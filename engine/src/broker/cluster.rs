@@ -149,6 +149,7 @@ impl ShardBroker {
     /// Shard 0: hands every new image to every shard.
     async fn run_image_follower(self: Rc<Self>) {
         let mut last: Option<(i64, i32)> = None;
+        let mut sweep = StraySweep::default();
         loop {
             if self.stopping.is_set() {
                 return;
@@ -157,7 +158,7 @@ impl ShardBroker {
                 Some(shell) => {
                     let since = shell.changed.generation();
                     let snapshot = shell.snapshot();
-                    if last == Some((snapshot.metadata_offset, snapshot.controller_id)) {
+                    if !supersedes(last, (snapshot.metadata_offset, snapshot.controller_id)) {
                         futures_lite::future::or(
                             shell.changed.changed(since),
                             self.stopping.wait(),
@@ -170,7 +171,9 @@ impl ShardBroker {
                 None => {
                     let fetched = self.fetch_image().await;
                     match fetched {
-                        Ok(s) if last != Some((s.metadata_offset, s.controller_id)) => Arc::new(s),
+                        Ok(s) if supersedes(last, (s.metadata_offset, s.controller_id)) => {
+                            Arc::new(s)
+                        }
                         _ => {
                             futures_lite::future::or(
                                 glommio::timer::sleep(IMAGE_POLL),
@@ -184,7 +187,14 @@ impl ShardBroker {
             };
             last = Some((snapshot.metadata_offset, snapshot.controller_id));
             // A shard that stopped meanwhile no longer answers: stopping ends the wait.
-            futures_lite::future::or(self.broadcast_cluster(snapshot), self.stopping.wait()).await;
+            futures_lite::future::or(
+                self.broadcast_cluster(snapshot.clone()),
+                self.stopping.wait(),
+            )
+            .await;
+            if !self.stopping.is_set() {
+                sweep.run(&self.config.data_dir, self.config.node_id, &snapshot);
+            }
         }
     }
 
@@ -832,6 +842,92 @@ impl ShardBroker {
     }
 }
 
+/// Whether an image at `next` (metadata offset, controller id) replaces the one adopted at
+/// `last`. Every controller applies the same metadata log, so a higher offset is a newer image
+/// and an equal one the same image (only the controller may differ). A lower one comes from a
+/// controller that is behind: adopting it would undo changes this broker already acted on,
+/// such as closing (and removing) the replicas of a topic it does not know yet.
+fn supersedes(last: Option<(i64, i32)>, next: (i64, i32)) -> bool {
+    match last {
+        None => true,
+        Some((offset, controller)) => next.0 > offset || (next.0 == offset && next.1 != controller),
+    }
+}
+
+/// Shard 0's sweep of replica directories this broker no longer hosts: those of topics
+/// deleted, or deleted and created again, while it was down. Only directories with a mark
+/// (see [`super::replica_dir`]) are judged; the sweep runs after every shard adopted an image,
+/// at the first image and whenever the set of topics changed, and again on later images while
+/// a directory waits for one newer than its mark.
+#[derive(Default)]
+struct StraySweep {
+    /// (topics created, topics) of the image last swept with.
+    seen: Option<(u64, usize)>,
+    /// A directory waited for a newer image.
+    waiting: bool,
+}
+
+impl StraySweep {
+    fn run(&mut self, data_dir: &std::path::Path, me: i32, snapshot: &ClusterSnapshot) {
+        let image = &snapshot.image;
+        let key = (image.topics_created(), image.topics().count());
+        if self.seen == Some(key) && !self.waiting {
+            return;
+        }
+        self.seen = Some(key);
+        self.waiting = false;
+        let entries = match std::fs::read_dir(data_dir) {
+            Ok(entries) => entries,
+            Err(e) => {
+                eprintln!("quiver: listing {}: {e}", data_dir.display());
+                return;
+            }
+        };
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let Some((topic, partition)) = name
+                .rsplit_once('-')
+                .and_then(|(t, p)| Some((t, p.parse::<i32>().ok()?)))
+            else {
+                continue;
+            };
+            let dir = entry.path();
+            if !dir.is_dir() {
+                continue;
+            }
+            let mark = match super::replica_dir::read(&dir) {
+                Ok(Some(mark)) => mark,
+                Ok(None) => continue,
+                Err(e) => {
+                    eprintln!("quiver: {e}: left alone");
+                    continue;
+                }
+            };
+            let hosted = image
+                .topic(topic)
+                .filter(|t| {
+                    t.partition(partition)
+                        .is_some_and(|p| p.replicas.contains(&me))
+                })
+                .map(|t| t.id);
+            match super::replica_dir::judge(Some(&mark), hosted, snapshot.metadata_offset) {
+                super::replica_dir::Verdict::Keep => {}
+                super::replica_dir::Verdict::Wait => self.waiting = true,
+                super::replica_dir::Verdict::Wipe => {
+                    eprintln!(
+                        "quiver: {} holds topic id {}, which this broker no longer hosts: removing it",
+                        dir.display(),
+                        mark.topic_id
+                    );
+                    if let Err(e) = super::registry::remove_partition_dir(data_dir, &dir) {
+                        eprintln!("quiver: removing {}: {e}", dir.display());
+                    }
+                }
+            }
+        }
+    }
+}
+
 /// A live broker as Metadata describes it.
 pub(crate) struct BrokerAddress {
     /// Its id.
@@ -859,4 +955,21 @@ pub(crate) fn broker_addresses(image: &ClusterMetadata) -> Vec<BrokerAddress> {
             })
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_image_from_a_controller_that_is_behind_is_not_adopted() {
+        assert!(supersedes(None, (-1, -1)));
+        assert!(supersedes(Some((10, 1)), (11, 1)));
+        // The same offset: the same image, perhaps from a new controller.
+        assert!(!supersedes(Some((10, 1)), (10, 1)));
+        assert!(supersedes(Some((10, 1)), (10, 2)));
+        // Older: a topic created since would vanish from this broker.
+        assert!(!supersedes(Some((10, 1)), (9, 2)));
+        assert!(!supersedes(Some((10, 1)), (9, 1)));
+    }
 }
