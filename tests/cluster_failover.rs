@@ -14,11 +14,10 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use common::cluster::Cluster;
+use common::cluster::{replica_bytes, Cluster};
 use quiver_transport::client::{
     Admin, Client, ClientConfig, Producer, ProducerConfig, ProducerRecord, TopicPartition,
 };
@@ -180,35 +179,13 @@ async fn read_all(config: ClientConfig) -> BTreeMap<i32, Vec<(i64, Bytes)>> {
     .await
 }
 
-/// The bytes of every segment of a partition's replica, concatenated in file-name order:
-/// equal replicas hold equal bytes (logs are stored as the leader wrote them).
-fn replica_bytes(data: &Path, partition: i32) -> Vec<u8> {
-    let dir = data.join(format!("{TOPIC}-{partition}"));
-    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
-        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|x| x == "log"))
-        .collect();
-    files.sort();
-    let mut bytes = Vec::new();
-    for f in files {
-        let mut content = std::fs::read(&f).expect("segment reads");
-        // Segments are preallocated: drop the zero tail.
-        while content.last() == Some(&0) {
-            content.pop();
-        }
-        bytes.extend(content);
-    }
-    bytes
-}
-
 fn check_replicas_identical(cluster: &Cluster) {
     for p in 0..PARTITIONS {
-        let first = replica_bytes(&cluster.data[0], p);
+        let first = replica_bytes(&cluster.data[0], TOPIC, p);
         assert!(!first.is_empty(), "partition {p} is empty on node 0");
         for (i, data) in cluster.data.iter().enumerate().skip(1) {
             assert!(
-                replica_bytes(data, p) == first,
+                replica_bytes(data, TOPIC, p) == first,
                 "partition {p}: node {i}'s log differs from node 0's"
             );
         }

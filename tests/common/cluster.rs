@@ -1,7 +1,7 @@
 //! A cluster of `quiver broker` processes on 127.0.0.1 for the multi-process tests: every
 //! node a controller, one CA, short session and lag timeouts so failures are seen quickly.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use quiver_transport::client::{Admin, ClientConfig, NewTopic};
@@ -31,6 +31,8 @@ pub struct Cluster {
     nodes: Vec<Option<BrokerProcess>>,
     /// Flags every node gets besides the cluster ones.
     extra: Vec<String>,
+    /// Nodes 0..controllers are the controllers.
+    controllers: usize,
     /// Clusters of one test binary run one at a time (this is released last, after the
     /// brokers): several at once would share two cores among a dozen brokers and turn timing
     /// margins into flakes.
@@ -50,6 +52,18 @@ impl Cluster {
 
     /// One node per entry of `shards`, with that many shards, and more broker flags.
     pub fn start_shards(shards: &[usize], extra: &[&str]) -> Cluster {
+        Cluster::start_full(shards, shards.len(), extra)
+    }
+
+    /// [`Cluster::start_with`] where only nodes 0..controllers are controllers: the others
+    /// learn metadata only as images fetched from the active controller, never by replaying
+    /// the metadata log.
+    pub fn start_with_controllers(nodes: usize, controllers: usize, extra: &[&str]) -> Cluster {
+        Cluster::start_full(&vec![1; nodes], controllers, extra)
+    }
+
+    fn start_full(shards: &[usize], controllers: usize, extra: &[&str]) -> Cluster {
+        assert!((1..=shards.len()).contains(&controllers));
         static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
         let serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
         let nodes = shards.len();
@@ -70,6 +84,7 @@ impl Cluster {
             shards: shards.to_vec(),
             nodes: (0..nodes).map(|_| None).collect(),
             extra: extra.iter().map(|s| s.to_string()).collect(),
+            controllers,
         };
         for i in 0..nodes {
             cluster.start_node(i);
@@ -81,6 +96,7 @@ impl Cluster {
     pub fn controllers(&self) -> String {
         self.ports
             .iter()
+            .take(self.controllers)
             .enumerate()
             .map(|(i, p)| format!("{i}@127.0.0.1:{p}"))
             .collect::<Vec<_>>()
@@ -94,7 +110,7 @@ impl Cluster {
         let key = self.tls.join("broker-key.pem");
         let ca = self.tls.join("ca.pem");
         let id = i.to_string();
-        let mut args = vec![
+        let args = vec![
             "--node-id",
             id.as_str(),
             "--controllers",
@@ -115,6 +131,19 @@ impl Cluster {
             "--metadata-snapshot-entries",
             "10",
         ];
+        // A flag among the extra ones replaces the default of that name (with its value).
+        let mut kept = Vec::new();
+        let mut at = 0;
+        while at < args.len() {
+            let flag = args[at];
+            let value = args.get(at + 1).filter(|v| !v.starts_with("--")).copied();
+            if !self.extra.iter().any(|e| e == flag) {
+                kept.push(flag);
+                kept.extend(value);
+            }
+            at += 1 + usize::from(value.is_some());
+        }
+        let mut args = kept;
         args.extend(self.extra.iter().map(String::as_str));
         self.nodes[i] = Some(BrokerProcess::start_on(
             &self.data[i],
@@ -214,4 +243,27 @@ impl Cluster {
             tokio::time::sleep(Duration::from_millis(300)).await;
         }
     }
+}
+
+/// The bytes of every segment of replica `topic`-`partition` under a node's data directory,
+/// concatenated in file-name order: equal replicas hold equal bytes (logs are stored as the
+/// leader wrote them).
+pub fn replica_bytes(data: &Path, topic: &str, partition: i32) -> Vec<u8> {
+    let dir = data.join(format!("{topic}-{partition}"));
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "log"))
+        .collect();
+    files.sort();
+    let mut bytes = Vec::new();
+    for f in files {
+        let mut content = std::fs::read(&f).expect("segment reads");
+        // Segments are preallocated: drop the zero tail.
+        while content.last() == Some(&0) {
+            content.pop();
+        }
+        bytes.extend(content);
+    }
+    bytes
 }
