@@ -17,11 +17,10 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use common::cluster::{replica_bytes, Cluster};
+use common::cluster::{acks_all, replica_bytes, Cluster};
 use quiver_transport::client::{
     Admin, Client, ClientConfig, Producer, ProducerConfig, ProducerRecord, TopicPartition,
 };
-use quiver_transport::protocol::Acks;
 
 const TOPIC: &str = "replicated";
 const PARTITIONS: i32 = 2;
@@ -81,13 +80,9 @@ impl SteadyProducer {
         let producer = Producer::connect(
             config,
             ProducerConfig {
-                acks: Acks::All,
-                linger: Duration::from_millis(2),
                 retry_backoff: Duration::from_millis(50),
                 retry_backoff_max: Duration::from_millis(500),
-                request_timeout: Duration::from_secs(5),
-                delivery_timeout: Duration::from_secs(50),
-                ..ProducerConfig::default()
+                ..acks_all(Duration::from_secs(50))
             },
         )
         .await
@@ -334,17 +329,9 @@ fn a_replica_behind_the_leaders_log_start_starts_over() {
             .await;
         let client = Client::connect(config.clone()).await.expect("client");
         wait_for_isr(&client, 3, &cluster).await;
-        let producer = Producer::connect(
-            config.clone(),
-            ProducerConfig {
-                acks: Acks::All,
-                request_timeout: Duration::from_secs(5),
-                delivery_timeout: Duration::from_secs(50),
-                ..ProducerConfig::default()
-            },
-        )
-        .await
-        .expect("producer");
+        let producer = Producer::connect(config.clone(), acks_all(Duration::from_secs(50)))
+            .await
+            .expect("producer");
         let send = |from: usize, to: usize| {
             let producer = &producer;
             async move {

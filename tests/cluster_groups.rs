@@ -17,12 +17,11 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::cluster::Cluster;
+use common::cluster::{acks_all, Cluster};
 use quiver_transport::client::{
     Admin, Client, ClientConfig, ConsumerConfig, GroupConfig, GroupConsumer, OffsetReset, Producer,
-    ProducerConfig, ProducerRecord, TopicPartition,
+    ProducerRecord, TopicPartition,
 };
-use quiver_transport::protocol::Acks;
 
 const TOPIC: &str = "orders";
 const GROUP: &str = "billing";
@@ -118,18 +117,9 @@ async fn member(config: ClientConfig, seen: Arc<Seen>) {
 /// Produces records `range` (value = sequence number) round-robin over the partitions with
 /// `acks=all`; returns (record, partition, offset) of each, all of which must be acknowledged.
 async fn produce(config: ClientConfig, range: std::ops::Range<usize>) -> Vec<(usize, i32, i64)> {
-    let producer = Producer::connect(
-        config,
-        ProducerConfig {
-            acks: Acks::All,
-            linger: Duration::from_millis(2),
-            request_timeout: Duration::from_secs(5),
-            delivery_timeout: Duration::from_secs(60),
-            ..ProducerConfig::default()
-        },
-    )
-    .await
-    .expect("producer");
+    let producer = Producer::connect(config, acks_all(Duration::from_secs(60)))
+        .await
+        .expect("producer");
     let mut deliveries = Vec::new();
     for i in range {
         let record =

@@ -20,7 +20,7 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use common::cluster::Cluster;
+use common::cluster::{acks_all, Cluster};
 use quiver_engine::shard::shard_for;
 use quiver_transport::client::{
     Admin, ClientConfig, NewTopic, Producer, ProducerConfig, ProducerRecord,
@@ -172,17 +172,9 @@ fn brokers_with_different_shard_counts_replicate_and_share_topic_configs() {
         );
 
         // acks=all: every record needs both followers to fetch it from the leader's shard.
-        let producer = Producer::connect(
-            all.clone(),
-            ProducerConfig {
-                acks: Acks::All,
-                request_timeout: Duration::from_secs(5),
-                delivery_timeout: Duration::from_secs(25),
-                ..ProducerConfig::default()
-            },
-        )
-        .await
-        .expect("producer connects");
+        let producer = Producer::connect(all.clone(), acks_all(Duration::from_secs(25)))
+            .await
+            .expect("producer connects");
         let mut deliveries = Vec::with_capacity(RECORDS);
         for i in 0..RECORDS {
             let partition = (i % PARTITIONS as usize) as i32;

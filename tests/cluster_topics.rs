@@ -17,30 +17,18 @@ mod common;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use common::cluster::{replica_bytes, Cluster};
+use common::cluster::{acks_all, replica_bytes, Cluster};
 use quiver_engine::cluster::metadata::ClusterMetadata;
-use quiver_transport::client::{
-    Admin, Client, ClientConfig, NewTopic, Producer, ProducerConfig, ProducerRecord,
-};
-use quiver_transport::protocol::Acks;
+use quiver_transport::client::{Admin, Client, ClientConfig, NewTopic, Producer, ProducerRecord};
 
 const TOPIC: &str = "reborn";
 const WAIT_MAX: Duration = Duration::from_secs(60);
 
 /// Produces `values` to partition 0 with `acks=all`; every one must be acknowledged.
 async fn produce(config: ClientConfig, values: &[String]) {
-    let producer = Producer::connect(
-        config,
-        ProducerConfig {
-            acks: Acks::All,
-            linger: Duration::from_millis(2),
-            request_timeout: Duration::from_secs(5),
-            delivery_timeout: Duration::from_secs(60),
-            ..ProducerConfig::default()
-        },
-    )
-    .await
-    .expect("producer");
+    let producer = Producer::connect(config, acks_all(Duration::from_secs(60)))
+        .await
+        .expect("producer");
     let mut deliveries = Vec::new();
     for v in values {
         let record = ProducerRecord::new(TOPIC, Bytes::from(v.clone())).with_partition(0);

@@ -4,7 +4,8 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use quiver_transport::client::{Admin, ClientConfig, NewTopic};
+use quiver_transport::client::{Admin, ClientConfig, NewTopic, ProducerConfig};
+use quiver_transport::protocol::Acks;
 use quiver_transport::quic::Trust;
 
 use super::broker::{free_udp_ports, BrokerProcess};
@@ -15,6 +16,18 @@ pub const SESSION_TIMEOUT_MS: &str = "3000";
 pub const LAG_TIME_MAX_MS: &str = "3000";
 /// Longest wait for a topic to be created.
 const CREATE_WAIT_MAX: Duration = Duration::from_secs(60);
+
+/// The producer of the cluster tests: `acks=all`, a short linger, 5 s per request and
+/// `delivery_timeout` per record (long enough to ride out an election).
+pub fn acks_all(delivery_timeout: Duration) -> ProducerConfig {
+    ProducerConfig {
+        acks: Acks::All,
+        linger: Duration::from_millis(2),
+        request_timeout: Duration::from_secs(5),
+        delivery_timeout,
+        ..ProducerConfig::default()
+    }
+}
 
 /// Brokers on 127.0.0.1, all controllers, sharing one CA (one shard each unless started with
 /// [`Cluster::start_shards`]).
